@@ -1,0 +1,544 @@
+package file
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/liminal-data/liminal/connectors"
+	"github.com/liminal-data/liminal/partition"
+)
+
+// SuccessName is the name of the manifest a commit writes last.
+const SuccessName = "_SUCCESS"
+
+// Sink writes Parquet or CSV files into a directory (or one file when the
+// URI ends in .parquet or .csv). DuckDB writes each attempt into staging
+// next to the target (".<name>.liminal/<run>/"), on the same file system so
+// that the commit is a sequence of renames.
+type Sink struct {
+	name        string
+	uri         string
+	target      string // absolute path of the directory or file
+	single      bool
+	format      Format
+	mode        connectors.Mode
+	partitionBy []string
+	compression string
+	rowGroup    int64
+	delim       string
+}
+
+var _ connectors.NativeSink = (*Sink)(nil)
+
+// OpenSink configures a file sink; nothing is touched until Prepare.
+func OpenSink(_ context.Context, c connectors.SinkConfig) (connectors.Sink, error) {
+	f, err := parseFormat(c.Format)
+	if err != nil {
+		return nil, err
+	}
+	target := localPath(c.URI, c.BaseDir)
+	ext := formatOf(target)
+	single := ext != "" && !strings.HasSuffix(c.URI, "/")
+	if f == "" {
+		f = ext
+	}
+	if f == "" {
+		f = Parquet
+	}
+	if single && ext != f {
+		return nil, connectors.Permanent(fmt.Errorf("sink %s: format %s does not match the file extension %s", c.URI, f, filepath.Ext(target)))
+	}
+	mode := c.Mode
+	if mode == "" {
+		mode = connectors.ModeError
+	}
+	s := &Sink{name: c.Name, uri: c.URI, target: target, single: single, format: f, mode: mode,
+		partitionBy: c.PartitionBy, compression: strings.ToLower(c.Compression), rowGroup: c.RowGroupSize, delim: c.Options["delim"]}
+	if single && len(c.PartitionBy) > 0 {
+		return nil, connectors.Permanent(fmt.Errorf("sink %s: partition_by needs a directory, not a single file", c.URI))
+	}
+	if single && mode == connectors.ModeAppend {
+		return nil, connectors.Permanent(fmt.Errorf("sink %s: mode append needs a directory, not a single file", c.URI))
+	}
+	if f != Parquet && (s.compression != "" || s.rowGroup != 0) {
+		return nil, connectors.Permanent(fmt.Errorf("sink %s: compression and row_group_size apply to parquet only", c.URI))
+	}
+	switch s.compression {
+	case "", "snappy", "zstd", "gzip", "lz4", "uncompressed":
+	default:
+		return nil, connectors.Permanent(fmt.Errorf("sink %s: unknown compression %q (want snappy, zstd, gzip, lz4 or uncompressed)", c.URI, c.Compression))
+	}
+	return s, nil
+}
+
+// Describe implements connectors.Sink.
+func (s *Sink) Describe() string {
+	return fmt.Sprintf("%s (%s, mode %s)", s.uri, s.format, s.mode)
+}
+
+// SingleFile implements connectors.NativeSink.
+func (s *Sink) SingleFile() bool { return s.single }
+
+// Target is the absolute output path.
+func (s *Sink) Target() string { return s.target }
+
+func (s *Sink) stagingRoot() string {
+	return filepath.Join(filepath.Dir(s.target), "."+filepath.Base(s.target)+".liminal")
+}
+
+func (s *Sink) runDir(run connectors.Run) string {
+	return filepath.Join(s.stagingRoot(), safeName(run.ID))
+}
+
+func safeName(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, id)
+}
+
+// exists reports whether the target holds output: a file, or a directory
+// with anything in it.
+func (s *Sink) exists() (bool, error) {
+	st, err := os.Stat(s.target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !st.IsDir() {
+		if !s.single {
+			return false, fmt.Errorf("%s is a file, not a directory", s.target)
+		}
+		return true, nil
+	}
+	if s.single {
+		return false, fmt.Errorf("%s is a directory, not a file", s.target)
+	}
+	ents, err := os.ReadDir(s.target)
+	return len(ents) > 0, err
+}
+
+// Prepare implements connectors.Sink.
+func (s *Sink) Prepare(ctx context.Context, run connectors.Run) error {
+	if err := os.MkdirAll(s.stagingRoot(), 0o755); err != nil {
+		return connectors.Permanent(fmt.Errorf("sink %s: cannot create staging: %w", s.uri, err))
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := s.recover(); err != nil {
+		return err
+	}
+	if s.mode == connectors.ModeError {
+		ex, err := s.exists()
+		if err != nil {
+			return connectors.Permanent(fmt.Errorf("sink %s: %w", s.uri, err))
+		}
+		if ex {
+			return connectors.Permanent(fmt.Errorf("sink %s: output exists (mode error); choose mode overwrite or append", s.uri))
+		}
+	}
+	if err := os.MkdirAll(s.runDir(run), 0o755); err != nil {
+		return connectors.Permanent(fmt.Errorf("sink %s: %w", s.uri, err))
+	}
+	// Prove the target's directory is writable now rather than at commit.
+	probe := filepath.Join(s.runDir(run), ".probe")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		return connectors.Permanent(fmt.Errorf("sink %s: not writable: %w", s.uri, err))
+	}
+	return os.Remove(probe)
+}
+
+// lock takes an exclusive lock on the sink's staging root so two runs never
+// commit into one target at once.
+func (s *Sink) lock() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.stagingRoot(), ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, connectors.Permanent(fmt.Errorf("sink %s: lock: %w", s.uri, err))
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sink %s: lock: %w", s.uri, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// Stage implements connectors.NativeSink.
+func (s *Sink) Stage(_ context.Context, run connectors.Run, sp partition.Split, attempt int) (connectors.NativeTarget, error) {
+	dir := filepath.Join(s.runDir(run), "attempts", fmt.Sprintf("%s-a%d", safeName(sp.ID), attempt))
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	t := &target{sink: s, run: run, split: sp.ID, attempt: attempt, dir: dir}
+	return t, nil
+}
+
+type target struct {
+	sink    *Sink
+	run     connectors.Run
+	split   string
+	attempt int
+	dir     string
+}
+
+func (t *target) ext() string { return "." + string(t.sink.format) }
+
+// CopyTo implements connectors.NativeTarget.
+func (t *target) CopyTo() string {
+	s := t.sink
+	var o []string
+	switch s.format {
+	case Parquet:
+		o = append(o, "FORMAT parquet")
+		if s.compression != "" {
+			o = append(o, "COMPRESSION "+s.compression)
+		}
+		if s.rowGroup > 0 {
+			o = append(o, fmt.Sprintf("ROW_GROUP_SIZE %d", s.rowGroup))
+		}
+	case CSV:
+		o = append(o, "FORMAT csv", "HEADER true")
+		if s.delim != "" {
+			o = append(o, "DELIMITER "+quote(s.delim))
+		}
+	}
+	path := filepath.Join(t.dir, "data"+t.ext())
+	if len(s.partitionBy) > 0 {
+		cols := make([]string, len(s.partitionBy))
+		for i, c := range s.partitionBy {
+			cols[i] = ident(c)
+		}
+		o = append(o, "PARTITION_BY ("+strings.Join(cols, ", ")+")")
+		path = t.dir
+	}
+	return quote(path) + " (" + strings.Join(o, ", ") + ")"
+}
+
+// Close implements connectors.NativeTarget: it lists the staged files and
+// gives each its final, deterministic name part-<split>-<run>[-k].<ext>.
+func (t *target) Close(_ context.Context, rows int64) (connectors.Manifest, error) {
+	m := connectors.Manifest{SplitID: t.split, Attempt: t.attempt, Rows: rows}
+	if _, err := os.Stat(t.dir); errors.Is(err, fs.ErrNotExist) {
+		return m, nil // a partitioned COPY of no rows writes nothing
+	}
+	perDir := map[string]int{}
+	err := filepath.WalkDir(t.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		st, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(t.dir, filepath.Dir(p))
+		k := perDir[rel]
+		perDir[rel]++
+		name := fmt.Sprintf("part-%s-%s", safeName(t.split), safeName(t.run.ID))
+		if k > 0 {
+			name += fmt.Sprintf("-%d", k)
+		}
+		f := connectors.StagedFile{Staged: p, Final: filepath.Join(rel, name+t.ext()), Bytes: st.Size()}
+		m.Files = append(m.Files, f)
+		m.Bytes += st.Size()
+		return nil
+	})
+	if err != nil {
+		return m, err
+	}
+	if len(m.Files) == 1 {
+		m.Files[0].Rows = rows
+	}
+	return m, nil
+}
+
+// Abort implements connectors.NativeTarget.
+func (t *target) Abort(context.Context) error { return os.RemoveAll(t.dir) }
+
+// Abort implements connectors.Sink: the run's staging goes, the target
+// stays as it was.
+func (s *Sink) Abort(_ context.Context, run connectors.Run) error {
+	if _, err := os.Stat(filepath.Join(s.runDir(run), journalName)); err == nil {
+		// A commit had started: it must be finished, not thrown away.
+		return nil
+	}
+	err := os.RemoveAll(s.runDir(run))
+	s.removeEmptyStaging()
+	return err
+}
+
+func (s *Sink) removeEmptyStaging() {
+	root := s.stagingRoot()
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Name() != ".lock" {
+			return
+		}
+	}
+	_ = os.Remove(filepath.Join(root, ".lock"))
+	_ = os.Remove(root)
+}
+
+// Success is the content of the _SUCCESS manifest.
+type Success struct {
+	RunID       string        `json:"run_id"`
+	CommittedAt time.Time     `json:"committed_at"`
+	Format      Format        `json:"format"`
+	Mode        string        `json:"mode"`
+	Rows        int64         `json:"rows"`
+	Bytes       int64         `json:"bytes"`
+	Files       []SuccessFile `json:"files"`
+	Runs        []string      `json:"runs"`
+}
+
+// SuccessFile is one file of a committed output.
+type SuccessFile struct {
+	Path  string `json:"path"`
+	Rows  int64  `json:"rows,omitempty"`
+	Bytes int64  `json:"bytes"`
+}
+
+// ReadSuccess reads the _SUCCESS manifest of a directory sink.
+func ReadSuccess(dir string) (*Success, error) {
+	b, err := os.ReadFile(filepath.Join(dir, SuccessName))
+	if err != nil {
+		return nil, err
+	}
+	var s Success
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, SuccessName), err)
+	}
+	return &s, nil
+}
+
+const journalName = "COMMIT.json"
+
+type move struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// journal is written before a commit touches the target; a crashed commit
+// is finished (rolled forward) by the next Prepare or Commit on the sink.
+type journal struct {
+	Run         string   `json:"run"`
+	Target      string   `json:"target"`
+	Single      bool     `json:"single"`
+	Trash       string   `json:"trash"`
+	Remove      []string `json:"remove"`
+	RemovedDone bool     `json:"removed_done"`
+	Moves       []move   `json:"moves"`
+	Success     *Success `json:"success,omitempty"`
+}
+
+// Commit implements connectors.Sink.
+func (s *Sink) Commit(ctx context.Context, run connectors.Run, staged []connectors.Manifest) (connectors.Committed, error) {
+	out := connectors.Committed{URI: s.uri}
+	unlock, err := s.lock()
+	if err != nil {
+		return out, err
+	}
+	defer unlock()
+	if err := s.recover(); err != nil {
+		return out, err
+	}
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	ex, err := s.exists()
+	if err != nil {
+		return out, connectors.Permanent(fmt.Errorf("sink %s: %w", s.uri, err))
+	}
+	var prev *Success
+	if !s.single && ex {
+		prev, _ = ReadSuccess(s.target)
+	}
+	if prev != nil && s.mode == connectors.ModeAppend {
+		for _, r := range prev.Runs {
+			if r == run.ID {
+				out.AlreadyCommitted = true
+				_ = s.Abort(ctx, run)
+				return out, nil
+			}
+		}
+	}
+	if ex && s.mode == connectors.ModeError {
+		return out, connectors.Permanent(fmt.Errorf("sink %s: output appeared during the run (mode error); nothing committed", s.uri))
+	}
+	j := journal{Run: run.ID, Target: s.target, Single: s.single, Trash: filepath.Join(s.runDir(run), "trash")}
+	for _, m := range staged {
+		for _, f := range m.Files {
+			to := s.target
+			if !s.single {
+				to = filepath.Join(s.target, f.Final)
+			}
+			j.Moves = append(j.Moves, move{From: f.Staged, To: to})
+			out.Files = append(out.Files, to)
+		}
+		out.Rows += m.Rows
+		out.Bytes += m.Bytes
+	}
+	if s.single && len(j.Moves) != 1 {
+		return out, fmt.Errorf("sink %s: a single-file sink needs exactly one staged file, got %d", s.uri, len(j.Moves))
+	}
+	if !s.single {
+		succ := &Success{RunID: run.ID, CommittedAt: time.Now().UTC(), Format: s.format, Mode: string(s.mode), Runs: []string{run.ID}}
+		if ex && s.mode == connectors.ModeOverwrite {
+			ents, err := os.ReadDir(s.target)
+			if err != nil {
+				return out, err
+			}
+			for _, e := range ents {
+				j.Remove = append(j.Remove, e.Name())
+			}
+		}
+		if prev != nil && s.mode == connectors.ModeAppend {
+			succ.Files = append(succ.Files, prev.Files...)
+			succ.Rows, succ.Bytes = prev.Rows, prev.Bytes
+			succ.Runs = append(append([]string(nil), prev.Runs...), run.ID)
+		}
+		for _, m := range staged {
+			for _, f := range m.Files {
+				succ.Files = append(succ.Files, SuccessFile{Path: f.Final, Rows: f.Rows, Bytes: f.Bytes})
+			}
+			succ.Rows += m.Rows
+			succ.Bytes += m.Bytes
+		}
+		sort.Slice(succ.Files, func(a, b int) bool { return succ.Files[a].Path < succ.Files[b].Path })
+		j.Success = succ
+	}
+	path := filepath.Join(s.runDir(run), journalName)
+	if err := writeJSON(path, j); err != nil {
+		return out, fmt.Errorf("sink %s: write commit journal: %w", s.uri, err)
+	}
+	if err := j.apply(path); err != nil {
+		return out, fmt.Errorf("sink %s: commit (will be finished by the next run on this sink): %w", s.uri, err)
+	}
+	s.removeEmptyStaging()
+	sort.Strings(out.Files)
+	return out, nil
+}
+
+// recover rolls forward every commit journal left by a crashed commit.
+func (s *Sink) recover() error {
+	paths, _ := filepath.Glob(filepath.Join(s.stagingRoot(), "*", journalName))
+	for _, p := range paths {
+		var j journal
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &j); err != nil {
+			return fmt.Errorf("sink %s: corrupt commit journal %s: %w", s.uri, p, err)
+		}
+		if err := j.apply(p); err != nil {
+			return fmt.Errorf("sink %s: finish interrupted commit of run %s: %w", s.uri, j.Run, err)
+		}
+	}
+	return nil
+}
+
+// apply performs the journal's steps; every step is idempotent, so a crash
+// at any point is finished by running apply again.
+func (j *journal) apply(path string) error {
+	if !j.Single {
+		if err := os.Remove(filepath.Join(j.Target, SuccessName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if !j.RemovedDone {
+			if err := os.MkdirAll(j.Trash, 0o755); err != nil {
+				return err
+			}
+			for _, r := range j.Remove {
+				err := os.Rename(filepath.Join(j.Target, r), filepath.Join(j.Trash, r))
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
+			}
+			j.RemovedDone = true
+			if err := writeJSON(path, j); err != nil {
+				return err
+			}
+		}
+		if err := os.MkdirAll(j.Target, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, m := range j.Moves {
+		if _, err := os.Stat(m.From); errors.Is(err, fs.ErrNotExist) {
+			continue // moved by an earlier, interrupted apply
+		}
+		if err := os.MkdirAll(filepath.Dir(m.To), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(m.From, m.To); err != nil {
+			return err
+		}
+	}
+	if j.Success != nil {
+		if err := writeJSON(filepath.Join(j.Target, SuccessName), j.Success); err != nil {
+			return err
+		}
+	}
+	syncDir(j.Target)
+	return os.RemoveAll(filepath.Dir(path))
+}
+
+// writeJSON writes v durably: temp file, fsync, rename.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}

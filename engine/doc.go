@@ -1,0 +1,14 @@
+// Package engine is the vectorized partition executor: each partition runs
+// as one DuckDB query over Arrow-columnar data. DuckDB scans Parquet and CSV
+// natively (projection and filter pushdown, row-group ranges) and writes the
+// staged output itself with COPY; Arrow record batches cross into Go only
+// where Go code must touch them (sources DuckDB cannot read, sinks written
+// from Go), through go-duckdb's Arrow interface and never through temporary
+// files. The planner (PlanSQL) decides, on DuckDB's own parse tree, whether a
+// query is partition-local or needs a partial and a final stage, so that a
+// partitioned run always gives the answer of one query over the whole input.
+//
+// engine imports partition, arrow-go and go-duckdb. It must not import
+// connectors, coordinator or infer: it declares the small interfaces it
+// needs (BatchWriter) instead.
+package engine

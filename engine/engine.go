@@ -1,0 +1,331 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/marcboeker/go-duckdb"
+)
+
+// Options size the engine.
+type Options struct {
+	// Slots is the number of partitions that run at once (default NumCPU).
+	Slots int
+	// ThreadsPerSlot is DuckDB's thread count per slot (default
+	// max(1, NumCPU/Slots)) so that slots x threads is about the core count.
+	ThreadsPerSlot int
+	// MemoryLimit is DuckDB's memory limit per slot, e.g. "2GB" (default:
+	// DuckDB's own, divided between slots).
+	MemoryLimit string
+	// TempDir is where DuckDB spills; default the OS temp directory.
+	TempDir string
+}
+
+// Engine owns one DuckDB instance per slot (so slots never contend for one
+// buffer pool or thread setting) and one for planning.
+type Engine struct {
+	opts    Options
+	free    chan *slot
+	slots   []*slot
+	planner *slot
+	seq     atomic.Int64
+}
+
+type slot struct {
+	id      int
+	db      *sql.DB
+	conn    *sql.Conn
+	threads int
+}
+
+// New starts the engine's DuckDB instances.
+func New(o Options) (*Engine, error) {
+	if o.Slots <= 0 {
+		o.Slots = runtime.NumCPU()
+	}
+	if o.ThreadsPerSlot <= 0 {
+		o.ThreadsPerSlot = max(1, runtime.NumCPU()/o.Slots)
+	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
+	e := &Engine{opts: o, free: make(chan *slot, o.Slots)}
+	for i := range o.Slots {
+		s, err := openSlot(i, o.ThreadsPerSlot, o)
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.slots = append(e.slots, s)
+		e.free <- s
+	}
+	p, err := openSlot(-1, 1, o)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.planner = p
+	return e, nil
+}
+
+func openSlot(id, threads int, o Options) (*slot, error) {
+	c, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return nil, fmt.Errorf("start duckdb: %w", err)
+	}
+	db := sql.OpenDB(c)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("start duckdb: %w", err)
+	}
+	settings := []string{
+		fmt.Sprintf("SET threads = %d", threads),
+		"SET temp_directory = " + quote(o.TempDir),
+		"SET enable_progress_bar = false",
+	}
+	if o.MemoryLimit != "" {
+		settings = append(settings, "SET memory_limit = "+quote(o.MemoryLimit))
+	}
+	for _, q := range settings {
+		if _, err := conn.ExecContext(context.Background(), q); err != nil {
+			conn.Close()
+			db.Close()
+			return nil, fmt.Errorf("configure duckdb (%s): %w", q, err)
+		}
+	}
+	return &slot{id: id, db: db, conn: conn, threads: threads}, nil
+}
+
+// Slots is the number of partitions the engine runs at once.
+func (e *Engine) Slots() int { return e.opts.Slots }
+
+// Close stops every DuckDB instance. Idempotent.
+func (e *Engine) Close() error {
+	var errs []error
+	for _, s := range append(e.slots, e.planner) {
+		if s == nil {
+			continue
+		}
+		errs = append(errs, s.conn.Close(), s.db.Close())
+	}
+	e.slots, e.planner = nil, nil
+	return errors.Join(errs...)
+}
+
+// Table binds a table name of a query to data for one job: a DuckDB table
+// expression (Scan) or a stream of Arrow batches from Go (Reader).
+type Table struct {
+	Name string
+	// Scan is a DuckDB table expression, e.g. read_parquet([...]).
+	Scan string
+	// Reader streams batches from Go. It is scanned once and released by
+	// the engine. Set Materialize when the query may scan it twice.
+	Reader      array.RecordReader
+	Materialize bool
+}
+
+// BatchWriter receives the result batches of a job run with Output.Writer.
+// Write borrows b.
+type BatchWriter interface {
+	Write(ctx context.Context, b arrow.RecordBatch) error
+}
+
+// Output says where a job's result goes: exactly one field is set.
+type Output struct {
+	// CopyTo is the target of DuckDB's COPY ... TO (path and options).
+	CopyTo string
+	// Table writes the result to a table "t" in a new DuckDB database file
+	// at this path: the lossless format of intermediate (partial) results.
+	Table string
+	// Writer receives the result as Arrow batches.
+	Writer BatchWriter
+}
+
+// Job is the work of one partition attempt.
+type Job struct {
+	Tables []Table
+	// Attach maps aliases to DuckDB database files opened read-only, e.g.
+	// the partial results a final stage reads.
+	Attach map[string]string
+	Query  string
+	Output Output
+	// AllThreads runs the job with every core, for a job that runs alone
+	// (a single-partition plan or a final stage).
+	AllThreads bool
+}
+
+// Result is what a job did.
+type Result struct {
+	Rows int64
+}
+
+// Execute runs job on a free slot, waiting for one. It cleans up every view
+// and attachment it made, whatever happens.
+func (e *Engine) Execute(ctx context.Context, j Job) (Result, error) {
+	var s *slot
+	select {
+	case s = <-e.free:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	defer func() { e.free <- s }()
+	if j.AllThreads {
+		n := runtime.NumCPU()
+		if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("SET threads = %d", n)); err != nil {
+			return Result{}, err
+		}
+		defer s.conn.ExecContext(context.Background(), fmt.Sprintf("SET threads = %d", s.threads))
+	}
+	return e.run(ctx, s, j)
+}
+
+func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error) {
+	var cleanup []func()
+	defer func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+	exec := func(q string) error {
+		_, err := s.conn.ExecContext(ctx, q)
+		return err
+	}
+	bg := func(q string) func() {
+		return func() { _, _ = s.conn.ExecContext(context.Background(), q) }
+	}
+	for alias, path := range j.Attach {
+		if err := exec(fmt.Sprintf("ATTACH %s AS %s (READ_ONLY)", quote(path), ident(alias))); err != nil {
+			return res, fmt.Errorf("attach %s: %w", path, err)
+		}
+		cleanup = append(cleanup, bg("DETACH "+ident(alias)))
+	}
+	for _, t := range j.Tables {
+		switch {
+		case t.Reader != nil:
+			name := fmt.Sprintf("__liminal_arrow_%d_%d", s.id+1, e.seq.Add(1))
+			release, err := registerView(ctx, s.conn, t.Reader, name)
+			t.Reader.Release()
+			if err != nil {
+				return res, fmt.Errorf("table %s: register arrow stream: %w", t.Name, err)
+			}
+			cleanup = append(cleanup, release, bg("DROP VIEW IF EXISTS "+ident(name)))
+			kind := "VIEW"
+			if t.Materialize {
+				kind = "TABLE"
+			}
+			if err := exec(fmt.Sprintf("CREATE OR REPLACE TEMP %s %s AS SELECT * FROM %s", kind, ident(t.Name), ident(name))); err != nil {
+				return res, fmt.Errorf("table %s: %w", t.Name, err)
+			}
+			cleanup = append(cleanup, bg(fmt.Sprintf("DROP %s IF EXISTS %s", kind, ident(t.Name))))
+		default:
+			if err := exec(fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT * FROM %s", ident(t.Name), t.Scan)); err != nil {
+				return res, fmt.Errorf("table %s: %w", t.Name, err)
+			}
+			cleanup = append(cleanup, bg("DROP VIEW IF EXISTS "+ident(t.Name)))
+		}
+	}
+	switch o := j.Output; {
+	case o.CopyTo != "":
+		var n int64
+		if err := s.conn.QueryRowContext(ctx, "COPY ("+j.Query+") TO "+o.CopyTo).Scan(&n); err != nil {
+			return res, err
+		}
+		res.Rows = n
+	case o.Table != "":
+		alias := fmt.Sprintf("__liminal_out_%d", e.seq.Add(1))
+		if err := exec(fmt.Sprintf("ATTACH %s AS %s", quote(o.Table), ident(alias))); err != nil {
+			return res, fmt.Errorf("create %s: %w", o.Table, err)
+		}
+		detached := false
+		defer func() {
+			if !detached {
+				bg("DETACH " + ident(alias))()
+			}
+		}()
+		r, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s.t AS %s", ident(alias), j.Query))
+		if err != nil {
+			return res, err
+		}
+		if res.Rows, err = r.RowsAffected(); err != nil {
+			return res, err
+		}
+		detached = true
+		if err := exec("DETACH " + ident(alias)); err != nil {
+			return res, err
+		}
+	case o.Writer != nil:
+		n, err := queryArrow(ctx, s.conn, j.Query, o.Writer)
+		res.Rows = n
+		if err != nil {
+			return res, err
+		}
+	default:
+		return res, errors.New("job has no output")
+	}
+	return res, nil
+}
+
+func withArrow(ctx context.Context, conn *sql.Conn, f func(a *duckdb.Arrow) error) error {
+	return conn.Raw(func(dc any) error {
+		d, ok := dc.(driver.Conn)
+		if !ok {
+			return errors.New("not a driver connection")
+		}
+		a, err := duckdb.NewArrowFromConn(d)
+		if err != nil {
+			return err
+		}
+		return f(a)
+	})
+}
+
+func registerView(ctx context.Context, conn *sql.Conn, r array.RecordReader, name string) (func(), error) {
+	var release func()
+	// The exported C stream retains r until DuckDB releases the stream.
+	err := withArrow(ctx, conn, func(a *duckdb.Arrow) error {
+		var err error
+		release, err = a.RegisterView(r, name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return release, nil
+}
+
+// queryArrow runs q and hands each result batch to w. go-duckdb v1.8.5
+// materializes an Arrow query result before returning its reader.
+func queryArrow(ctx context.Context, conn *sql.Conn, q string, w BatchWriter) (int64, error) {
+	var rows int64
+	err := withArrow(ctx, conn, func(a *duckdb.Arrow) error {
+		rr, err := a.QueryContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		defer rr.Release()
+		for rr.Next() {
+			b := rr.RecordBatch()
+			if err := w.Write(ctx, b); err != nil {
+				return err
+			}
+			rows += b.NumRows()
+		}
+		return rr.Err()
+	})
+	return rows, err
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// ident quotes an identifier.
+func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
