@@ -187,7 +187,11 @@ func (s *Sink) Stage(_ context.Context, run connectors.Run, sp partition.Split, 
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	mk := dir
+	if len(s.partitionBy) > 0 {
+		mk = filepath.Dir(dir) // DuckDB creates the partitioned directory itself
+	}
+	if err := os.MkdirAll(mk, 0o755); err != nil {
 		return nil, err
 	}
 	t := &target{sink: s, run: run, split: sp.ID, attempt: attempt, dir: dir}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/liminal-data/liminal/coordinator"
+	"github.com/liminal-data/liminal/coordinator/worker"
+	"github.com/liminal-data/liminal/engine"
+	"github.com/liminal-data/liminal/spec"
+)
+
+// runFlags are shared by run, sql and plan.
+type runFlags struct {
+	workers       int
+	runID         string
+	asJSON        bool
+	targetRows    int64
+	maxPartitions int
+	maxAttempts   int
+	workDir       string
+	memoryLimit   string
+}
+
+func (f *runFlags) register(cmd *cobra.Command, running bool) {
+	cmd.Flags().IntVar(&f.workers, "workers", defaultWorkers(), "partitions that run at once (worker slots)")
+	cmd.Flags().Int64Var(&f.targetRows, "target-rows", 0, "rows per partition (default: sized so every worker slot stays busy)")
+	cmd.Flags().IntVar(&f.maxPartitions, "max-partitions", 0, "upper bound on partitions per task (0: none)")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the result as one JSON object, the last line of stdout")
+	if running {
+		cmd.Flags().StringVar(&f.runID, "run-id", "", "run id (default: time-based); re-running an id never duplicates output")
+		cmd.Flags().IntVar(&f.maxAttempts, "max-attempts", 3, "attempts per partition for transient errors")
+		cmd.Flags().StringVar(&f.workDir, "work-dir", "", "directory for intermediate results (default: the OS temp directory)")
+		cmd.Flags().StringVar(&f.memoryLimit, "memory-limit", "", "DuckDB memory limit per worker slot, e.g. 4GB (default: DuckDB's, shared out)")
+	}
+}
+
+func (f *runFlags) validate() error {
+	if f.workers < 1 {
+		return exit(exitInvalid, fmt.Errorf("--workers must be at least 1"))
+	}
+	if f.targetRows < 0 || f.maxPartitions < 0 {
+		return exit(exitInvalid, fmt.Errorf("--target-rows and --max-partitions must not be negative"))
+	}
+	return nil
+}
+
+func (f *runFlags) engine() (*engine.Engine, error) {
+	return engine.New(engine.Options{Slots: f.workers, MemoryLimit: f.memoryLimit, TempDir: f.workDir})
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var f runFlags
+	var pipeline string
+	cmd := &cobra.Command{
+		Use:   "run SPEC",
+		Short: "Run a pipeline of a spec",
+		Long: `Run the tasks of one pipeline of SPEC in order. Each task's input is split into
+partitions that run in parallel; its output is committed atomically when every
+partition has succeeded. A failed or cancelled (Ctrl-C) run leaves earlier output
+exactly as it was.`,
+		Example: "  liminal run examples/quickstart/pipeline.yml\n  liminal run etl.yml --pipeline nightly --workers 4 --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			s, p, pi, err := loadPipeline(args[0], pipeline)
+			if err != nil {
+				return g.failEarly(f, p, err)
+			}
+			return g.execute(cmd.Context(), f, args[0], p.Pipeline, func(ctx context.Context) ([]*coordinator.Task, error) {
+				return coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions})
+			})
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&pipeline, "pipeline", "", "pipeline to run (required when the spec has several)")
+	return cmd
+}
+
+func loadPipeline(path, name string) (*spec.Spec, *spec.Pipeline, int, error) {
+	s, err := spec.Load(path)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	p, err := s.Pipeline(name)
+	if err != nil {
+		return s, nil, 0, exit(exitInvalid, err)
+	}
+	for i := range s.Pipelines {
+		if &s.Pipelines[i] == p {
+			return s, p, i, nil
+		}
+	}
+	return s, p, 0, nil
+}
+
+// failEarly reports an error found before any run started.
+func (g *globals) failEarly(f runFlags, p *spec.Pipeline, err error) error {
+	code := exitFailed
+	if coordinator.IsInvalid(err) {
+		code = exitInvalid
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if f.asJSON {
+		res := &coordinator.RunResult{RunID: f.runID, Status: coordinator.StatusFailed, ExitCode: code, Error: err.Error(), Tasks: []coordinator.TaskResult{}}
+		if p != nil {
+			res.Pipeline = p.Pipeline
+		}
+		_ = printJSON(g.stdout, res)
+	}
+	return exit(code, err)
+}
+
+// execute resolves the tasks, runs them and reports the result.
+func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline string, resolve func(context.Context) ([]*coordinator.Task, error)) error {
+	tty := g.isTTY()
+	log, err := g.logger(tty)
+	if err != nil {
+		return err
+	}
+	if f.runID == "" {
+		f.runID = coordinator.NewRunID()
+	}
+	tasks, err := resolve(ctx)
+	if err != nil {
+		return g.failEarly(f, &spec.Pipeline{Pipeline: pipeline}, err)
+	}
+	eng, err := f.engine()
+	if err != nil {
+		return g.failEarly(f, nil, err)
+	}
+	defer eng.Close()
+	progress := coordinator.NewProgress(g.stderr, tty, log, 5*time.Second)
+	defer progress.Stop()
+	co := coordinator.New(worker.New(eng), coordinator.Options{MaxAttempts: f.maxAttempts, WorkDir: f.workDir, Logger: log, Progress: progress})
+	res := co.Run(ctx, f.runID, pipeline, tasks)
+	progress.Stop()
+	if specPath != "" {
+		res.Spec = specPath
+	}
+	if f.asJSON {
+		if err := printJSON(g.stdout, res); err != nil {
+			return exit(exitFailed, err)
+		}
+	} else {
+		printSummary(g.stdout, res)
+	}
+	if res.Status != coordinator.StatusSucceeded {
+		return exit(max(res.ExitCode, exitFailed), errors.New(res.Error))
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, r *coordinator.RunResult) {
+	fmt.Fprintf(w, "run %s %s in %.1fs\n", r.RunID, r.Status, float64(r.DurationMS)/1000)
+	for _, t := range r.Tasks {
+		fmt.Fprintf(w, "  task %s: %s, %d partitions (%s), %d rows in, %d rows out, %d bytes\n",
+			t.Task, t.Status, t.Partitions, t.Plan, t.RowsIn, t.RowsOut, t.BytesOut)
+		for _, o := range t.Outputs {
+			note := ""
+			if o.AlreadyCommitted {
+				note = " (already committed by this run id; nothing written)"
+			}
+			fmt.Fprintf(w, "    → %s: %d files%s\n", o.URI, len(o.Files), note)
+		}
+		for _, warn := range t.Warnings {
+			fmt.Fprintf(w, "    warning: %s\n", warn)
+		}
+	}
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var f runFlags
+	var pipeline string
+	cmd := &cobra.Command{
+		Use:   "plan SPEC",
+		Short: "Print the partitions each task would run, without running",
+		Long: `Plan every task of a pipeline: check its SQL against the sources, decide how it
+splits (partition-local, partial + final stage, or one partition and why), and
+list the partitions with their source locators and estimated rows and bytes.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			s, p, pi, err := loadPipeline(args[0], pipeline)
+			if err != nil {
+				return exit(exitInvalid, err)
+			}
+			plans, err := planTasks(cmd.Context(), f, s, p, pi)
+			if err != nil {
+				return exit(exitCode(err), err)
+			}
+			if f.asJSON {
+				return printJSON(g.stdout, map[string]any{"spec": args[0], "pipeline": p.Pipeline, "tasks": plans})
+			}
+			for _, tp := range plans {
+				fmt.Fprintf(g.stdout, "task %s: %s plan, %d partitions of %s\n", tp.Task, tp.Plan.Kind, len(tp.Plan.Splits), orDash(tp.Plan.Driving))
+				if tp.Plan.Reason != "" {
+					fmt.Fprintf(g.stdout, "  %s\n", tp.Plan.Reason)
+				}
+				fmt.Fprintf(g.stdout, "  sink: %s\n", tp.Sink)
+				fmt.Fprintf(g.stdout, "  %-16s %12s %12s  %s\n", "PARTITION", "ROWS", "BYTES", "LOCATOR")
+				for _, sp := range tp.Plan.Splits {
+					fmt.Fprintf(g.stdout, "  %-16s %12d %12d  %s\n", sp.ID, sp.Rows, sp.Bytes, sp.Locator)
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().StringVar(&pipeline, "pipeline", "", "pipeline to plan (required when the spec has several)")
+	return cmd
+}
+
+type taskPlan struct {
+	Task string                `json:"task"`
+	Sink string                `json:"sink"`
+	Plan *coordinator.TaskPlan `json:"plan"`
+}
+
+func planTasks(ctx context.Context, f runFlags, s *spec.Spec, p *spec.Pipeline, pi int) ([]taskPlan, error) {
+	tasks, err := coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions})
+	if err != nil {
+		return nil, err
+	}
+	eng, err := engine.New(engine.Options{Slots: f.workers})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	w := worker.New(eng)
+	var out []taskPlan
+	var errs []error
+	for _, t := range tasks {
+		tp, err := w.Plan(ctx, t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.Origin, err))
+			continue
+		}
+		tp.Exec = nil
+		out = append(out, taskPlan{Task: t.Name, Sink: t.Sink.Describe(), Plan: tp})
+	}
+	return out, errors.Join(errs...)
+}
+
+func exitCode(err error) int {
+	if coordinator.IsInvalid(err) {
+		return exitInvalid
+	}
+	return exitFailed
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newValidateCmd(g *globals) *cobra.Command {
+	var asJSON, deep bool
+	cmd := &cobra.Command{
+		Use:   "validate SPEC",
+		Short: "Check a spec: structure, references, sources, and every task's SQL",
+		Long: `Validate SPEC and report every problem with file:line and the field path.
+With --deep (the default) it also opens the sources and checks each task's SQL
+against them, without running anything.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := spec.Load(args[0])
+			if err == nil && deep {
+				for i := range s.Pipelines {
+					if _, perr := planTasks(cmd.Context(), runFlags{workers: 1}, s, &s.Pipelines[i], i); perr != nil {
+						err = errors.Join(err, perr)
+					}
+				}
+			}
+			if asJSON {
+				res := map[string]any{"spec": args[0], "valid": err == nil}
+				if err != nil {
+					res["errors"] = strings.Split(err.Error(), "\n")
+				}
+				_ = printJSON(g.stdout, res)
+			}
+			if err != nil {
+				return exit(exitCode(err), err)
+			}
+			if !asJSON {
+				tasks := 0
+				for _, p := range s.Pipelines {
+					tasks += len(p.Tasks)
+				}
+				fmt.Fprintf(g.stdout, "%s: valid (%d pipelines, %d tasks, %d services)\n", filepath.Base(args[0]), len(s.Pipelines), tasks, len(s.Services))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&deep, "deep", true, "also open sources and check each task's SQL")
+	return cmd
+}
+

@@ -1,0 +1,8 @@
+// Package all links every connector of this build into a binary through
+// blank imports; cmd/liminal imports it. Library packages must not import
+// it.
+package all
+
+import (
+	_ "github.com/liminal-data/liminal/connectors/file" // parquet and csv files
+)

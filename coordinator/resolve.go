@@ -1,0 +1,155 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/liminal-data/liminal/connectors"
+	"github.com/liminal-data/liminal/partition"
+	"github.com/liminal-data/liminal/spec"
+)
+
+// Overrides are command-line settings that win over the spec.
+type Overrides struct {
+	TargetRows    int64
+	MaxPartitions int
+}
+
+// NewRunID returns a sortable, unique run id: UTC time plus randomness.
+func NewRunID() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+// Resolve opens the sources and sinks of a pipeline's tasks. Every problem
+// is reported with the spec's file:line and field path, all at once, as
+// spec.Errors.
+func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Overrides) ([]*Task, error) {
+	var errs spec.Errors // problems in the spec itself: exit code 2
+	var data []error     // inputs or outputs that cannot be opened: exit code 1
+	sources := map[string]connectors.Source{}
+	sourceErr := map[string]bool{}
+	openSource := func(name string) connectors.Source {
+		if src, ok := sources[name]; ok || sourceErr[name] {
+			return src
+		}
+		cfg := s.Sources[name]
+		src, err := connectors.OpenSource(ctx, connectors.SourceConfig{Name: name, URI: cfg.URI, Format: cfg.Format,
+			Options: cfg.Options, BaseDir: s.Dir, Secret: secret(cfg.SecretEnv)})
+		if err != nil {
+			data = append(data, errors.New(s.Errorf("sources."+name+".uri", "%v", err).Error()))
+			sourceErr[name] = true
+			return nil
+		}
+		sources[name] = src
+		return src
+	}
+	var tasks []*Task
+	for ti, st := range p.Tasks {
+		path := fmt.Sprintf("pipelines[%d].tasks[%d]", pi, ti)
+		if st.Type != "sql" {
+			errs = append(errs, s.Errorf(path+".type", "task type %q is not supported by this build", st.Type))
+			continue
+		}
+		q, err := st.Query(s)
+		if err != nil {
+			errs = append(errs, s.Errorf(path+".sql_file", "%v", err))
+			continue
+		}
+		t := &Task{Name: st.Task, Query: q, Sources: map[string]connectors.Source{}, Driving: st.Partition.Source}
+		sqlPath := path + ".sql"
+		if st.SQLFile != "" {
+			sqlPath = path + ".sql_file"
+		}
+		t.Origin = origin(s.Errorf(sqlPath, ""))
+		names := st.Sources
+		if len(names) == 0 {
+			for n := range s.Sources {
+				names = append(names, n)
+			}
+		}
+		for _, n := range names {
+			if src := openSource(n); src != nil {
+				t.Sources[n] = src
+			}
+		}
+		by, err := partition.ParseStrategy(st.Partition.By)
+		if err != nil {
+			errs = append(errs, s.Errorf(path+".partition.by", "%v", err))
+		}
+		t.Partition = partition.Options{By: by, TargetRows: st.Partition.TargetRows, TargetBytes: st.Partition.TargetBytes,
+			MaxPartitions: st.Partition.MaxPartitions}
+		if ov.TargetRows > 0 {
+			t.Partition.TargetRows = ov.TargetRows
+		}
+		if ov.MaxPartitions > 0 {
+			t.Partition.MaxPartitions = ov.MaxPartitions
+		}
+		sk, ok := s.Sinks[st.Sink]
+		if !ok {
+			errs = append(errs, s.Errorf(path+".sink", "unknown sink %q", st.Sink))
+			continue
+		}
+		mode, err := connectors.ParseMode(sk.Mode)
+		if err != nil {
+			errs = append(errs, s.Errorf("sinks."+st.Sink+".mode", "%v", err))
+			continue
+		}
+		sink, err := connectors.OpenSink(ctx, connectors.SinkConfig{Name: st.Sink, URI: sk.URI, Format: sk.Format, Mode: mode,
+			PartitionBy: sk.PartitionBy, Compression: sk.Compression, RowGroupSize: sk.RowGroupSize, Options: sk.Options,
+			BaseDir: s.Dir, Secret: secret(sk.SecretEnv)})
+		if err != nil {
+			data = append(data, errors.New(s.Errorf("sinks."+st.Sink+".uri", "%v", err).Error()))
+			continue
+		}
+		t.Sink = sink
+		tasks = append(tasks, t)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if len(data) > 0 {
+		return nil, errors.Join(data...)
+	}
+	return tasks, nil
+}
+
+func secret(env string) string {
+	if env == "" {
+		return ""
+	}
+	return os.Getenv(env)
+}
+
+// IsInvalid reports whether err is a problem with the spec or the SQL (exit
+// code 2) rather than with data or systems (exit code 1).
+func IsInvalid(err error) bool {
+	var se spec.Errors
+	var e1 *spec.Error
+	return errors.As(err, &se) || errors.As(err, &e1) || errors.Is(err, ErrInvalid)
+}
+
+// ErrInvalid marks errors in what the user wrote (SQL that does not parse
+// or bind), found before any partition ran.
+var ErrInvalid = errors.New("invalid")
+
+type invalidError struct{ err error }
+
+func (e *invalidError) Error() string   { return e.err.Error() }
+func (e *invalidError) Unwrap() []error { return []error{e.err, ErrInvalid} }
+
+// Invalid wraps err so that IsInvalid holds.
+func Invalid(err error) error { return &invalidError{err: err} }
+
+// origin renders a spec position as "file:line: path".
+func origin(e *spec.Error) string {
+	e.Msg = ""
+	return strings.TrimSuffix(e.Error(), ": ")
+}

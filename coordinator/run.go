@@ -1,0 +1,292 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/liminal-data/liminal/connectors"
+)
+
+// Options tune a coordinator.
+type Options struct {
+	// MaxAttempts per partition (default 3): transient errors are retried
+	// until then; permanent errors fail the task at once.
+	MaxAttempts int
+	// Backoff is the first retry delay (default 500ms); it doubles per
+	// retry, with jitter, up to 30s.
+	Backoff time.Duration
+	// WorkDir holds partial results between stages (default the OS temp
+	// directory); each run cleans its own subdirectory.
+	WorkDir  string
+	Logger   *slog.Logger
+	Progress Progress
+}
+
+// Coordinator runs tasks through an Executor.
+type Coordinator struct {
+	exec Executor
+	opts Options
+}
+
+// New returns a coordinator over exec.
+func New(exec Executor, o Options) *Coordinator {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 500 * time.Millisecond
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = os.TempDir()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Progress == nil {
+		o.Progress = nopProgress{}
+	}
+	return &Coordinator{exec: exec, opts: o}
+}
+
+// Run runs tasks in order under runID and returns the result; the first
+// failing task ends the run. Run never panics on a task's panic: a worker
+// panic becomes that partition's permanent error with its stack.
+func (c *Coordinator) Run(ctx context.Context, runID, pipeline string, tasks []*Task) *RunResult {
+	res := &RunResult{RunID: runID, Pipeline: pipeline, Status: StatusSucceeded, StartedAt: time.Now().UTC()}
+	log := c.opts.Logger.With("run_id", runID)
+	log.Info("run started", "pipeline", pipeline, "tasks", len(tasks))
+	for _, t := range tasks {
+		tr, err := c.runTask(ctx, runID, t, log.With("task", t.Name))
+		res.Tasks = append(res.Tasks, tr)
+		if err != nil {
+			res.Status = tr.Status
+			res.Error = fmt.Sprintf("task %s: %v", t.Name, err)
+			res.ExitCode = 1
+			if IsInvalid(err) {
+				res.ExitCode = 2
+			}
+			break
+		}
+	}
+	res.FinishedAt = time.Now().UTC()
+	res.DurationMS = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+	if res.Status == StatusSucceeded {
+		log.Info("run succeeded", "duration_ms", res.DurationMS)
+	} else {
+		log.Error("run "+res.Status, "error", res.Error, "duration_ms", res.DurationMS)
+	}
+	return res
+}
+
+type taskStats struct {
+	attempts, retries atomic.Int64
+}
+
+func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *slog.Logger) (tr TaskResult, err error) {
+	start := time.Now()
+	tr = TaskResult{Task: t.Name, Status: StatusFailed, Outputs: []connectors.Committed{}}
+	defer func() {
+		tr.DurationMS = time.Since(start).Milliseconds()
+		if err != nil {
+			tr.Error = err.Error()
+			if ctx.Err() != nil {
+				tr.Status = StatusCancelled
+			}
+		}
+		c.opts.Progress.TaskDone(t.Name, tr)
+	}()
+	run := connectors.Run{ID: runID}
+	if err := t.Sink.Prepare(ctx, run); err != nil {
+		return tr, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if aerr := t.Sink.Abort(context.Background(), run); aerr != nil {
+				log.Warn("abort staging", "error", aerr)
+			}
+		}
+	}()
+	plan, err := c.exec.Plan(ctx, t)
+	if err != nil {
+		if t.Origin != "" {
+			err = &OriginError{Origin: t.Origin, Err: err}
+		}
+		return tr, err
+	}
+	tr.Plan = plan.Kind
+	tr.Partitions = len(plan.Splits)
+	if w := plan.Warning(); w != "" {
+		tr.Warnings = append(tr.Warnings, w)
+		log.Warn(w)
+	}
+	log.Info("task planned", "plan", plan.Kind, "partitions", len(plan.Splits), "driving", plan.Driving)
+	var totalRows int64
+	for _, s := range plan.Splits {
+		totalRows += s.Rows
+	}
+	c.opts.Progress.TaskStarted(t.Name, len(plan.Splits), totalRows)
+	workDir := filepath.Join(c.opts.WorkDir, "liminal-"+safe(runID), safe(t.Name))
+	if plan.Final {
+		if err := os.MkdirAll(workDir, 0o755); err != nil {
+			return tr, fmt.Errorf("work dir: %w", err)
+		}
+		defer os.RemoveAll(filepath.Dir(workDir))
+	}
+	var st taskStats
+	results := make([]AttemptResult, len(plan.Splits))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, c.exec.Slots()))
+	for i, sp := range plan.Splits {
+		g.Go(func() error {
+			r, err := c.attempt(gctx, Attempt{RunID: runID, Task: t, Plan: plan, Stage: 1, Split: sp, WorkDir: workDir}, &st, log)
+			if err != nil {
+				return err
+			}
+			results[i] = r
+			c.opts.Progress.PartitionDone(t.Name, sp.Rows, r.RowsOut)
+			return nil
+		})
+	}
+	err = g.Wait()
+	defer func() {
+		tr.Attempts, tr.Retries = int(st.attempts.Load()), int(st.retries.Load())
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			return tr, fmt.Errorf("cancelled: %w", ctx.Err())
+		}
+		return tr, err
+	}
+	for i, r := range results {
+		tr.RowsIn += plan.Splits[i].Rows
+		tr.RowsOut += r.RowsOut
+	}
+	if plan.Final {
+		partials := make([]string, len(results))
+		for i, r := range results {
+			partials[i] = r.Partial
+		}
+		final := Attempt{RunID: runID, Task: t, Plan: plan, Stage: 2, Partials: partials, WorkDir: workDir}
+		final.Split.ID, final.Split.Source, final.Split.Locator = "final", plan.Driving, "final stage"
+		r, err := c.attempt(ctx, final, &st, log)
+		if err != nil {
+			return tr, err
+		}
+		tr.RowsOut = r.RowsOut
+		results = []AttemptResult{r}
+	}
+	var manifests []connectors.Manifest
+	for _, r := range results {
+		if r.Manifest != nil {
+			manifests = append(manifests, *r.Manifest)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return tr, fmt.Errorf("cancelled before commit: %w", err)
+	}
+	out, err := t.Sink.Commit(context.WithoutCancel(ctx), run, manifests)
+	if err != nil {
+		return tr, fmt.Errorf("commit: %w", err)
+	}
+	committed = true
+	tr.BytesOut = out.Bytes
+	tr.Outputs = append(tr.Outputs, out)
+	tr.Status = StatusSucceeded
+	log.Info("task committed", "partitions", tr.Partitions, "rows_in", tr.RowsIn, "rows_out", tr.RowsOut,
+		"bytes_out", tr.BytesOut, "files", len(out.Files), "already_committed", out.AlreadyCommitted)
+	return tr, nil
+}
+
+// attempt runs a partition until it succeeds, fails permanently or runs
+// out of attempts.
+func (c *Coordinator) attempt(ctx context.Context, a Attempt, st *taskStats, log *slog.Logger) (AttemptResult, error) {
+	log = log.With("split_id", a.Split.ID)
+	for n := 1; ; n++ {
+		a.Number = n
+		st.attempts.Add(1)
+		r, err := c.safeRun(ctx, a)
+		if err == nil {
+			return r, nil
+		}
+		if ctx.Err() != nil {
+			return r, ctx.Err()
+		}
+		err = fmt.Errorf("partition %s (%s): %w", a.Split.ID, a.Split.Locator, err)
+		if !errors.Is(err, connectors.ErrTransient) || n >= c.opts.MaxAttempts {
+			if n > 1 {
+				err = fmt.Errorf("%w (after %d attempts)", err, n)
+			}
+			return r, err
+		}
+		st.retries.Add(1)
+		d := c.backoff(n)
+		log.Warn("partition attempt failed; retrying", "attempt", n, "retry_in", d.String(), "error", err)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return r, ctx.Err()
+		}
+	}
+}
+
+func (c *Coordinator) backoff(n int) time.Duration {
+	d := c.opts.Backoff << (n - 1)
+	d = min(d, 30*time.Second)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// safeRun turns a panic in the executor into a permanent error with the
+// stack, so one bad partition cannot take the process down.
+func (c *Coordinator) safeRun(ctx context.Context, a Attempt) (r AttemptResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = connectors.Permanent(fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
+		}
+	}()
+	return c.exec.Run(ctx, a)
+}
+
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// Progress receives progress events. Implementations must be safe for
+// concurrent use.
+type Progress interface {
+	TaskStarted(task string, partitions int, rows int64)
+	PartitionDone(task string, rowsIn, rowsOut int64)
+	TaskDone(task string, r TaskResult)
+}
+
+type nopProgress struct{}
+
+func (nopProgress) TaskStarted(string, int, int64)     {}
+func (nopProgress) PartitionDone(string, int64, int64) {}
+func (nopProgress) TaskDone(string, TaskResult)        {}
+
+
+// OriginError places an error at the spec location of its task.
+type OriginError struct {
+	Origin string
+	Err    error
+}
+
+func (e *OriginError) Error() string { return e.Origin + ": " + e.Err.Error() }
+func (e *OriginError) Unwrap() error { return e.Err }

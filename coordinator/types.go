@@ -1,0 +1,117 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/liminal-data/liminal/connectors"
+	"github.com/liminal-data/liminal/partition"
+)
+
+// Task is one resolved SQL task: its query, the sources it reads by table
+// name, its sink and partition settings.
+type Task struct {
+	Name      string
+	Query     string
+	Sources   map[string]connectors.Source
+	Sink      connectors.Sink
+	Partition partition.Options
+	// Driving names the source to partition; "" lets the planner pick the
+	// largest one the query reads.
+	Driving string
+	// Origin locates the task for error messages, e.g. "etl.yml:12"; "" for
+	// ad-hoc runs.
+	Origin string
+}
+
+// TaskPlan is how a task runs: the partitions of stage 1 and whether a
+// final stage follows. Exec is the executor's own plan, opaque here and
+// serializable so that remote workers can receive it.
+type TaskPlan struct {
+	Kind    string            `json:"kind"`
+	Reason  string            `json:"reason,omitempty"`
+	Driving string            `json:"driving,omitempty"`
+	Splits  []partition.Split `json:"splits"`
+	Final   bool              `json:"final"`
+	Columns json.RawMessage   `json:"columns,omitempty"`
+	Exec    json.RawMessage   `json:"exec"`
+}
+
+// Warning is the log and --json warning of a plan that runs unsplit.
+func (p *TaskPlan) Warning() string {
+	if p.Kind != "single" {
+		return ""
+	}
+	return "query runs as one partition: " + p.Reason
+}
+
+// Attempt is one try of one partition of a task (Stage 1), or of the final
+// stage (Stage 2, reading Partials).
+type Attempt struct {
+	RunID    string
+	Task     *Task
+	Plan     *TaskPlan
+	Stage    int
+	Split    partition.Split
+	Number   int      // 1-based attempt number
+	Partials []string // stage 2: the partial results of stage 1, in split order
+	WorkDir  string   // where partial results go
+}
+
+// AttemptResult is what a successful attempt produced: a staged sink
+// manifest, or a partial result for the final stage.
+type AttemptResult struct {
+	Manifest *connectors.Manifest
+	Partial  string
+	RowsIn   int64
+	RowsOut  int64
+}
+
+// Executor plans tasks and runs attempts; coordinator/worker implements it
+// with the engine. Implementations are safe for concurrent use.
+type Executor interface {
+	Plan(ctx context.Context, t *Task) (*TaskPlan, error)
+	Run(ctx context.Context, a Attempt) (AttemptResult, error)
+	// Slots is how many attempts run at once.
+	Slots() int
+}
+
+// Status of a run or task.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// RunResult is the machine-readable outcome of a run (--json).
+type RunResult struct {
+	RunID      string       `json:"run_id"`
+	Spec       string       `json:"spec,omitempty"`
+	Pipeline   string       `json:"pipeline,omitempty"`
+	Status     string       `json:"status"`
+	ExitCode   int          `json:"exit_code"`
+	Error      string       `json:"error,omitempty"`
+	StartedAt  time.Time    `json:"started_at"`
+	FinishedAt time.Time    `json:"finished_at"`
+	DurationMS int64        `json:"duration_ms"`
+	Tasks      []TaskResult `json:"tasks"`
+}
+
+// TaskResult is one task's part of a RunResult.
+type TaskResult struct {
+	Task            string                 `json:"task"`
+	Status          string                 `json:"status"`
+	Plan            string                 `json:"plan,omitempty"`
+	Partitions      int                    `json:"partitions"`
+	Attempts        int                    `json:"attempts"`
+	Retries         int                    `json:"retries"`
+	RowsIn          int64                  `json:"rows_in"`
+	RowsInEstimated bool                   `json:"rows_in_estimated,omitempty"`
+	RowsOut         int64                  `json:"rows_out"`
+	BytesOut        int64                  `json:"bytes_out"`
+	DurationMS      int64                  `json:"duration_ms"`
+	Outputs         []connectors.Committed `json:"outputs"`
+	Warnings        []string               `json:"warnings,omitempty"`
+	Error           string                 `json:"error,omitempty"`
+}

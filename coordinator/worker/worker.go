@@ -1,0 +1,235 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/liminal-data/liminal/connectors"
+	"github.com/liminal-data/liminal/coordinator"
+	"github.com/liminal-data/liminal/engine"
+	"github.com/liminal-data/liminal/partition"
+)
+
+// Worker implements coordinator.Executor on an engine.
+type Worker struct {
+	eng *engine.Engine
+}
+
+var _ coordinator.Executor = (*Worker)(nil)
+
+// New returns a worker over eng; the caller closes eng.
+func New(eng *engine.Engine) *Worker { return &Worker{eng: eng} }
+
+// Slots implements coordinator.Executor.
+func (w *Worker) Slots() int { return w.eng.Slots() }
+
+// Plan implements coordinator.Executor: it binds every source whole, lets
+// the engine check and plan the query, and splits the driving source.
+func (w *Worker) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.TaskPlan, error) {
+	in := engine.PlanInput{Query: t.Query, Driving: t.Driving, Sizes: map[string]int64{},
+		Gather: isGather(t.Sink)}
+	for _, name := range sortedNames(t.Sources) {
+		src := t.Sources[name]
+		pt := engine.PlanTable{Name: name}
+		switch s := src.(type) {
+		case connectors.NativeSource:
+			scan, err := s.ScanSQL(nil)
+			if err != nil {
+				return nil, fmt.Errorf("source %s: %w", name, err)
+			}
+			pt.Scan = scan
+		default:
+			sc, err := src.Schema(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("source %s: %w", name, err)
+			}
+			pt.Schema = sc
+		}
+		whole, err := src.Splits(ctx, partition.Options{By: partition.None})
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", name, err)
+		}
+		for _, s := range whole {
+			in.Sizes[name] += max(s.Bytes, s.Rows)
+		}
+		in.Tables = append(in.Tables, pt)
+	}
+	p, err := w.eng.PlanSQL(ctx, in)
+	if err != nil {
+		var se *engine.SQLError
+		if errors.As(err, &se) {
+			return nil, coordinator.Invalid(connectors.Permanent(fmt.Errorf("sql: %w", err)))
+		}
+		return nil, err
+	}
+	exec, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	cols, _ := json.Marshal(p.Columns)
+	tp := &coordinator.TaskPlan{Kind: string(p.Kind), Reason: p.Reason, Driving: p.Driving, Final: p.Final != "", Exec: exec, Columns: cols}
+	if p.Driving == "" {
+		tp.Splits = []partition.Split{{ID: "all", Locator: "no partitioned source"}}
+		return tp, nil
+	}
+	o := t.Partition
+	o.Slots = max(o.Slots, w.eng.Slots())
+	if p.Kind == engine.Single {
+		o = partition.Options{By: partition.None}
+	}
+	tp.Splits, err = t.Sources[p.Driving].Splits(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", p.Driving, err)
+	}
+	return tp, nil
+}
+
+func isGather(s connectors.Sink) bool {
+	ns, ok := s.(connectors.NativeSink)
+	return ok && ns.SingleFile()
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Run implements coordinator.Executor.
+func (w *Worker) Run(ctx context.Context, a coordinator.Attempt) (coordinator.AttemptResult, error) {
+	var p engine.Plan
+	if err := json.Unmarshal(a.Plan.Exec, &p); err != nil {
+		return coordinator.AttemptResult{}, connectors.Permanent(fmt.Errorf("decode plan: %w", err))
+	}
+	job := engine.Job{AllThreads: p.Kind == engine.Single}
+	if a.Stage == 2 {
+		job.Query = p.Final
+		job.AllThreads = true
+		job.Attach = map[string]string{}
+		var parts []string
+		for i, path := range a.Partials {
+			alias := fmt.Sprintf("__liminal_p%d", i)
+			job.Attach[alias] = path
+			parts = append(parts, fmt.Sprintf("SELECT * FROM %s.t", alias))
+		}
+		job.Tables = []engine.Table{{Name: engine.PartialsTable, Scan: "(" + strings.Join(parts, " UNION ALL ") + ")"}}
+	} else {
+		job.Query = p.Partial
+		for _, name := range sortedNames(a.Task.Sources) {
+			t, err := bind(ctx, name, a.Task.Sources[name], a.Split, name == p.Driving)
+			if err != nil {
+				return coordinator.AttemptResult{}, err
+			}
+			job.Tables = append(job.Tables, t)
+		}
+	}
+	res := coordinator.AttemptResult{}
+	if a.Stage == 1 && a.Plan.Final {
+		res.Partial = filepath.Join(a.WorkDir, fmt.Sprintf("partial-%s-a%d.duckdb", a.Split.ID, a.Number))
+		job.Output.Table = res.Partial
+		r, err := w.eng.Execute(ctx, job)
+		if err != nil {
+			return res, classify(err)
+		}
+		res.RowsOut = r.Rows
+		return res, nil
+	}
+	return w.runToSink(ctx, a, job)
+}
+
+// bind gives the engine one table: the split of the driving source, or
+// the whole of any other (broadcast) source.
+func bind(ctx context.Context, name string, src connectors.Source, sp partition.Split, driving bool) (engine.Table, error) {
+	var part *partition.Split
+	if driving && sp.ID != "all" {
+		part = &sp
+	}
+	switch s := src.(type) {
+	case connectors.NativeSource:
+		scan, err := s.ScanSQL(part)
+		if err != nil {
+			return engine.Table{}, fmt.Errorf("source %s: %w", name, err)
+		}
+		return engine.Table{Name: name, Scan: scan}, nil
+	case connectors.ArrowSource:
+		if part == nil {
+			whole, err := s.Splits(ctx, partition.Options{By: partition.None})
+			if err != nil || len(whole) != 1 {
+				return engine.Table{}, fmt.Errorf("source %s: whole-source split: %v", name, err)
+			}
+			part = &whole[0]
+		}
+		r, err := s.Read(ctx, *part, nil)
+		if err != nil {
+			return engine.Table{}, fmt.Errorf("source %s: %w", name, err)
+		}
+		return engine.Table{Name: name, Reader: r, Materialize: !driving}, nil
+	}
+	return engine.Table{}, connectors.Permanent(fmt.Errorf("source %s: connector can neither be scanned by DuckDB nor read as Arrow", name))
+}
+
+func (w *Worker) runToSink(ctx context.Context, a coordinator.Attempt, job engine.Job) (coordinator.AttemptResult, error) {
+	res := coordinator.AttemptResult{}
+	run := connectors.Run{ID: a.RunID}
+	switch s := a.Task.Sink.(type) {
+	case connectors.NativeSink:
+		target, err := s.Stage(ctx, run, a.Split, a.Number)
+		if err != nil {
+			return res, err
+		}
+		job.Output.CopyTo = target.CopyTo()
+		r, err := w.eng.Execute(ctx, job)
+		if err != nil {
+			_ = target.Abort(context.Background())
+			return res, classify(err)
+		}
+		m, err := target.Close(ctx, r.Rows)
+		if err != nil {
+			_ = target.Abort(context.Background())
+			return res, err
+		}
+		res.Manifest, res.RowsOut = &m, r.Rows
+		return res, nil
+	case connectors.ArrowSink:
+		wr, err := s.Writer(ctx, run, a.Split, a.Number, nil)
+		if err != nil {
+			return res, err
+		}
+		job.Output.Writer = wr
+		r, err := w.eng.Execute(ctx, job)
+		if err != nil {
+			_ = wr.Abort(context.Background())
+			return res, classify(err)
+		}
+		m, err := wr.Close(ctx)
+		if err != nil {
+			_ = wr.Abort(context.Background())
+			return res, err
+		}
+		res.Manifest, res.RowsOut = &m, r.Rows
+		return res, nil
+	}
+	return res, connectors.Permanent(fmt.Errorf("sink %s can neither be written by DuckDB nor from Arrow", a.Task.Sink.Describe()))
+}
+
+// classify marks DuckDB's errors about the user's SQL or data permanent;
+// cancellation and errors a connector already classified pass through.
+// Anything else is not retried unless a connector marked it transient.
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, connectors.ErrTransient) || errors.Is(err, connectors.ErrPermanent) {
+		return err
+	}
+	if engine.IsUserError(err) {
+		return connectors.Permanent(err)
+	}
+	return err
+}
