@@ -281,7 +281,6 @@ func (nopProgress) TaskStarted(string, int, int64)     {}
 func (nopProgress) PartitionDone(string, int64, int64) {}
 func (nopProgress) TaskDone(string, TaskResult)        {}
 
-
 // OriginError places an error at the spec location of its task.
 type OriginError struct {
 	Origin string

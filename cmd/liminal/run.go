@@ -313,4 +313,3 @@ against them, without running anything.`,
 	cmd.Flags().BoolVar(&deep, "deep", true, "also open sources and check each task's SQL")
 	return cmd
 }
-

@@ -281,10 +281,10 @@ func (s *Source) loadCSV(ctx context.Context, paths []string, opts map[string]st
 	}
 	var (
 		delim, quoteCh, escape, newline, comment string
-		skip                                      int64
-		header                                    bool
-		columns                                   any
-		dateFmt, tsFmt                            sql.NullString
+		skip                                     int64
+		header                                   bool
+		columns                                  any
+		dateFmt, tsFmt                           sql.NullString
 	)
 	extra := ""
 	if d, ok := opts["delim"]; ok {
