@@ -1,0 +1,217 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Spec is a parsed and validated Liminal spec file: named data sources and
+// sinks, the pipelines whose tasks move data between them, and long-running
+// services. Build it with Load or Parse; a Spec built by hand has no
+// positions, so its Errorf and Line report no line numbers.
+type Spec struct {
+	// Name identifies the spec (a project or deployment name).
+	Name string `yaml:"name" json:"name"`
+	// Sources are the inputs, keyed by the SQL table name tasks read them as.
+	Sources map[string]Source `yaml:"sources,omitempty" json:"sources,omitempty"`
+	// Sinks are the outputs, keyed by the name tasks write them with.
+	Sinks map[string]Sink `yaml:"sinks,omitempty" json:"sinks,omitempty"`
+	// Pipelines are ordered lists of tasks, run on demand or on a schedule.
+	Pipelines []Pipeline `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
+	// Services are long-running endpoints declared next to the pipelines.
+	Services []Service `yaml:"services,omitempty" json:"services,omitempty"`
+
+	// File is the path of the spec file as given to Load, or the name given
+	// to Parse ("" when Parse had no name).
+	File string `yaml:"-" json:"-"`
+	// Dir is the directory of the spec file; relative paths (sql_file, local
+	// URIs) resolve against it. It is "" when Parse had no file name, which
+	// makes relative paths resolve against the working directory.
+	Dir string `yaml:"-" json:"-"`
+
+	// pos maps field paths to the place in the file where they were
+	// defined; filled by the decoder, read by Errorf and Line.
+	pos map[string]position
+}
+
+// Source is a named input: a local path, directory or glob, or a connector
+// URL.
+type Source struct {
+	// URI is required: a local path/dir/glob or a connector URL. Relative
+	// local paths resolve against Spec.Dir.
+	URI string `yaml:"uri"`
+	// Format is "", "parquet" or "csv"; "" lets the connector infer it.
+	Format string `yaml:"format,omitempty"`
+	// Options are connector options (for example csv delim or header).
+	Options map[string]string `yaml:"options,omitempty"`
+	// SecretEnv names the environment variable that holds a password or
+	// token; the secret itself never appears in the spec.
+	SecretEnv string `yaml:"secret_env,omitempty"`
+}
+
+// Sink is a named output.
+type Sink struct {
+	// URI is required: a local path or a connector URL.
+	URI string `yaml:"uri"`
+	// Format is "", "parquet" or "csv".
+	Format string `yaml:"format,omitempty"`
+	// Mode is "append", "overwrite" or "error"; "" means "error" (refuse to
+	// write over existing output).
+	Mode string `yaml:"mode,omitempty"`
+	// PartitionBy lists the columns of hive-style output partitioning.
+	PartitionBy []string `yaml:"partition_by,omitempty"`
+	// Compression is the parquet codec: snappy, zstd, gzip, lz4 or
+	// uncompressed ("" picks the writer's default). Parquet only.
+	Compression string `yaml:"compression,omitempty"`
+	// RowGroupSize is the parquet row group size in rows; 0 picks the
+	// writer's default. Parquet only.
+	RowGroupSize int64 `yaml:"row_group_size,omitempty"`
+	// Options are connector options.
+	Options map[string]string `yaml:"options,omitempty"`
+	// SecretEnv names the environment variable that holds a password or
+	// token.
+	SecretEnv string `yaml:"secret_env,omitempty"`
+}
+
+// Pipeline is a named, ordered list of tasks.
+type Pipeline struct {
+	// Pipeline is the name; required and unique within the spec.
+	Pipeline string `yaml:"pipeline"`
+	// Schedule is a cron expression (five fields, or a macro such as
+	// @daily); "" means the pipeline runs only on demand.
+	Schedule string `yaml:"schedule,omitempty"`
+	// Tasks run in order; at least one is required.
+	Tasks []Task `yaml:"tasks"`
+}
+
+// Task is one step of a pipeline. The only type this build runs is "sql": a
+// query over the task's sources whose result is written to its sink.
+type Task struct {
+	// Task is the name; required and unique within the pipeline.
+	Task string `yaml:"task"`
+	// Type is the kind of task; "sql" is the only supported type.
+	Type string `yaml:"type"`
+	// SQL is the query text. Exactly one of SQL and SQLFile is set.
+	SQL string `yaml:"sql,omitempty"`
+	// SQLFile is a file holding the query, relative to Spec.Dir.
+	SQLFile string `yaml:"sql_file,omitempty"`
+	// Sources are the table names the query reads; each names a key of
+	// Spec.Sources. Empty means all sources (see Inputs).
+	Sources []string `yaml:"sources,omitempty"`
+	// Sink names the key of Spec.Sinks the result is written to.
+	Sink string `yaml:"sink"`
+	// Partition tells the planner how to split the work.
+	Partition Partition `yaml:"partition,omitempty"`
+}
+
+// Partition tells the planner how to split a task into parallel work.
+type Partition struct {
+	// Source is the input that is split; it is one of the task's inputs. ""
+	// lets the planner pick the largest.
+	Source string `yaml:"source,omitempty"`
+	// By is the split strategy: "auto", "files", "row_groups" or "none"; ""
+	// means "auto".
+	By string `yaml:"by,omitempty"`
+	// TargetRows is the wanted number of rows per partition; 0 means no
+	// target.
+	TargetRows int64 `yaml:"target_rows,omitempty"`
+	// TargetBytes is the wanted number of input bytes per partition; 0 means
+	// no target.
+	TargetBytes int64 `yaml:"target_bytes,omitempty"`
+	// MaxPartitions caps the number of partitions; 0 means no cap.
+	MaxPartitions int `yaml:"max_partitions,omitempty"`
+}
+
+// Service is a named long-running endpoint. This build runs no services; it
+// accepts the known type names so that specs written for later versions
+// still validate.
+type Service struct {
+	// Service is the name; required and unique within the spec.
+	Service string `yaml:"service"`
+	// Type is the kind of service; "http_inference" is the only known type.
+	Type string `yaml:"type"`
+	// Model describes the model the service serves.
+	Model map[string]string `yaml:"model,omitempty"`
+	// Listen is the host:port address to listen on.
+	Listen string `yaml:"listen,omitempty"`
+}
+
+// Query returns the SQL text of the task: SQL itself, or the contents of
+// SQLFile read relative to s.Dir. It is an error when the text is empty.
+func (t Task) Query(s *Spec) (string, error) {
+	if t.SQL != "" {
+		if strings.TrimSpace(t.SQL) == "" {
+			return "", fmt.Errorf("task %q: sql is empty", t.Task)
+		}
+		return t.SQL, nil
+	}
+	if t.SQLFile == "" {
+		return "", fmt.Errorf("task %q: neither sql nor sql_file is set", t.Task)
+	}
+	path := s.resolve(t.SQLFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("task %q: read sql_file: %w", t.Task, err)
+	}
+	if strings.TrimSpace(string(data)) == "" {
+		return "", fmt.Errorf("task %q: sql file %q is empty", t.Task, path)
+	}
+	return string(data), nil
+}
+
+// Inputs returns the names of the sources the task reads: its Sources, or,
+// when that is empty, every source of s in sorted order.
+func (t Task) Inputs(s *Spec) []string {
+	if len(t.Sources) > 0 {
+		return slices.Clone(t.Sources)
+	}
+	if s == nil {
+		return nil
+	}
+	return sortedKeys(s.Sources)
+}
+
+// Pipeline returns the pipeline with the given name. The empty name selects
+// the only pipeline of the spec, and is an error when there are several.
+func (s *Spec) Pipeline(name string) (*Pipeline, error) {
+	names := make([]string, len(s.Pipelines))
+	for i := range s.Pipelines {
+		names[i] = s.Pipelines[i].Pipeline
+	}
+	switch {
+	case len(s.Pipelines) == 0:
+		return nil, errors.New("spec defines no pipelines")
+	case name == "" && len(s.Pipelines) == 1:
+		return &s.Pipelines[0], nil
+	case name == "":
+		return nil, fmt.Errorf("spec defines %d pipelines, choose one of: %s", len(names), strings.Join(names, ", "))
+	}
+	for i := range s.Pipelines {
+		if s.Pipelines[i].Pipeline == name {
+			return &s.Pipelines[i], nil
+		}
+	}
+	return nil, fmt.Errorf("unknown pipeline %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// resolve returns path relative to the spec's directory, or path itself
+// when it is absolute.
+func (s *Spec) resolve(path string) string {
+	if filepath.IsAbs(path) || s == nil {
+		return path
+	}
+	return filepath.Join(s.Dir, path)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,399 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Name patterns. Source and sink names become SQL table names.
+const (
+	namePatternText  = `^[A-Za-z_][A-Za-z0-9_.-]*$`
+	tablePatternText = `^[A-Za-z_][A-Za-z0-9_]*$`
+	envPatternText   = `^[A-Za-z_][A-Za-z0-9_]*$`
+)
+
+var (
+	namePattern  = regexp.MustCompile(namePatternText)
+	tablePattern = regexp.MustCompile(tablePatternText)
+	envPattern   = regexp.MustCompile(envPatternText)
+)
+
+// Allowed values of the enumerated fields. The empty string is allowed as
+// well and means the default described on each field. The JSON Schema is
+// built from these lists.
+var (
+	formats        = []string{"parquet", "csv"}
+	modes          = []string{"append", "overwrite", "error"}
+	compressions   = []string{"snappy", "zstd", "gzip", "lz4", "uncompressed"}
+	partitionBys   = []string{"auto", "files", "row_groups", "none"}
+	taskTypes      = []string{"sql"}
+	serviceTypes   = []string{"http_inference"}
+	scheduleMacros = []string{"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+	cronFieldNames = []string{"minute", "hour", "day-of-month", "month", "day-of-week"}
+)
+
+// maxSQLFileCheck bounds how much of an sql_file validation reads.
+const maxSQLFileCheck = 1 << 20
+
+// validator checks the semantic rules of a decoded spec.
+type validator struct {
+	s    *Spec
+	bad  map[string]bool
+	errs Errors
+}
+
+// errorf records a problem at path unless the decoder already reported the
+// value at path, or an enclosing one, as malformed.
+func (v *validator) errorf(path, format string, args ...any) {
+	for p := path; ; p = parentPath(p) {
+		if v.bad[p] {
+			return
+		}
+		if p == "" {
+			break
+		}
+	}
+	v.errs = append(v.errs, v.s.Errorf(path, format, args...))
+}
+
+// required checks that the string field name of the value at parent is set.
+func (v *validator) required(parent, name, value string) bool {
+	path := joinPath(parent, name)
+	switch {
+	case strings.TrimSpace(value) != "":
+		return true
+	case v.s.has(path):
+		v.errorf(path, "must not be empty")
+	default:
+		v.errorf(parent, "missing required field %q", name)
+	}
+	return false
+}
+
+// name checks a name field against pattern and, when seen is not nil, that
+// it is unique; seen maps names to the path where they first appeared.
+func (v *validator) name(path, what, value string, pattern *regexp.Regexp, seen map[string]string) {
+	if !pattern.MatchString(value) {
+		v.errorf(path, "invalid %s name %q: must match %s", what, value, pattern)
+		return
+	}
+	if seen == nil {
+		return
+	}
+	if first, dup := seen[value]; dup {
+		v.errorf(path, "duplicate %s name %q (first defined at line %d)", what, value, v.s.Line(first))
+		return
+	}
+	seen[value] = path
+}
+
+// enum checks that value is "" or one of allowed.
+func (v *validator) enum(path, what, value string, allowed []string) {
+	if value != "" && !slices.Contains(allowed, value) {
+		v.errorf(path, "unknown %s %q (allowed: %s)", what, value, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) nonNegative(path string, value int64) {
+	if value < 0 {
+		v.errorf(path, "must not be negative, got %d", value)
+	}
+}
+
+func (v *validator) envName(path, value string) {
+	if value != "" && !envPattern.MatchString(value) {
+		v.errorf(path, "invalid environment variable name %q: must match %s", value, envPattern)
+	}
+}
+
+// known checks that ref is a key of m, listing the keys otherwise.
+func known[V any](v *validator, path, what string, ref string, m map[string]V) bool {
+	if _, ok := m[ref]; ok {
+		return true
+	}
+	if len(m) == 0 {
+		v.errorf(path, "unknown %s %q (no %ss are defined)", what, ref, what)
+	} else {
+		v.errorf(path, "unknown %s %q (known: %s)", what, ref, listNames(sortedKeys(m)))
+	}
+	return false
+}
+
+func (v *validator) validate() {
+	s := v.s
+	if v.required("", "name", s.Name) && !namePattern.MatchString(s.Name) {
+		v.errorf("name", "invalid name %q: must match %s", s.Name, namePattern)
+	}
+	for _, name := range sortedKeys(s.Sources) {
+		v.source(joinPath("sources", name), name, s.Sources[name])
+	}
+	for _, name := range sortedKeys(s.Sinks) {
+		v.sink(joinPath("sinks", name), name, s.Sinks[name])
+	}
+	if len(s.Pipelines) == 0 && len(s.Services) == 0 {
+		v.errorf("", "spec defines no pipelines and no services; add at least one")
+	}
+	pipelines := map[string]string{}
+	for i, p := range s.Pipelines {
+		v.pipeline(indexPath("pipelines", i), p, pipelines)
+	}
+	services := map[string]string{}
+	for i, svc := range s.Services {
+		v.service(indexPath("services", i), svc, services)
+	}
+}
+
+func (v *validator) source(path, name string, src Source) {
+	v.name(path, "source", name, tablePattern, nil)
+	v.required(path, "uri", src.URI)
+	v.enum(joinPath(path, "format"), "format", src.Format, formats)
+	v.envName(joinPath(path, "secret_env"), src.SecretEnv)
+}
+
+func (v *validator) sink(path, name string, sink Sink) {
+	v.name(path, "sink", name, tablePattern, nil)
+	v.required(path, "uri", sink.URI)
+	v.enum(joinPath(path, "format"), "format", sink.Format, formats)
+	v.enum(joinPath(path, "mode"), "mode", sink.Mode, modes)
+	v.enum(joinPath(path, "compression"), "compression", sink.Compression, compressions)
+	v.nonNegative(joinPath(path, "row_group_size"), sink.RowGroupSize)
+	v.envName(joinPath(path, "secret_env"), sink.SecretEnv)
+	seen := map[string]bool{}
+	for i, col := range sink.PartitionBy {
+		p := indexPath(joinPath(path, "partition_by"), i)
+		switch {
+		case strings.TrimSpace(col) == "":
+			v.errorf(p, "must not be empty")
+		case seen[col]:
+			v.errorf(p, "duplicate partition column %q", col)
+		}
+		seen[col] = true
+	}
+	if !isParquet(sink) {
+		why := "the sink is not parquet (set format: parquet)"
+		if sink.Format != "" {
+			why = fmt.Sprintf("the sink format is %s", sink.Format)
+		}
+		if sink.Compression != "" {
+			v.errorf(joinPath(path, "compression"), "compression applies only to parquet sinks, and %s", why)
+		}
+		if sink.RowGroupSize != 0 {
+			v.errorf(joinPath(path, "row_group_size"), "row_group_size applies only to parquet sinks, and %s", why)
+		}
+	}
+}
+
+// isParquet reports whether a sink writes parquet: its format says so, or
+// it has no format and its URI ends in .parquet.
+func isParquet(sink Sink) bool {
+	if sink.Format != "" {
+		return sink.Format == "parquet"
+	}
+	uri, _, _ := strings.Cut(sink.URI, "?")
+	return strings.HasSuffix(strings.ToLower(uri), ".parquet")
+}
+
+func (v *validator) pipeline(path string, p Pipeline, seen map[string]string) {
+	if v.required(path, "pipeline", p.Pipeline) {
+		v.name(joinPath(path, "pipeline"), "pipeline", p.Pipeline, namePattern, seen)
+	}
+	if p.Schedule != "" {
+		if msg := checkSchedule(p.Schedule); msg != "" {
+			v.errorf(joinPath(path, "schedule"), "%s", msg)
+		}
+	}
+	tasksPath := joinPath(path, "tasks")
+	if len(p.Tasks) == 0 {
+		if v.s.has(tasksPath) {
+			v.errorf(tasksPath, "a pipeline needs at least one task")
+		} else {
+			v.errorf(path, "missing required field %q", "tasks")
+		}
+	}
+	tasks := map[string]string{}
+	for i, t := range p.Tasks {
+		v.task(indexPath(tasksPath, i), t, tasks)
+	}
+}
+
+func (v *validator) task(path string, t Task, seen map[string]string) {
+	s := v.s
+	if v.required(path, "task", t.Task) {
+		v.name(joinPath(path, "task"), "task", t.Task, namePattern, seen)
+	}
+	isSQL := t.Type == "sql"
+	if v.required(path, "type", t.Type) && !slices.Contains(taskTypes, t.Type) {
+		v.errorf(joinPath(path, "type"), "task type %q is not supported (supported: %s)", t.Type, strings.Join(taskTypes, ", "))
+	}
+	if t.Type == "" {
+		isSQL = true // most likely an sql task with the type left out
+	}
+
+	sqlPath, filePath := joinPath(path, "sql"), joinPath(path, "sql_file")
+	switch {
+	case !isSQL:
+	case t.SQL != "" && t.SQLFile != "":
+		v.errorf(filePath, "sql and sql_file are mutually exclusive; set only one")
+	case t.SQL != "":
+		if strings.TrimSpace(t.SQL) == "" {
+			v.errorf(sqlPath, "must not be empty")
+		}
+	case t.SQLFile != "":
+		if msg := checkSQLFile(s.resolve(t.SQLFile)); msg != "" {
+			v.errorf(filePath, "%s", msg)
+		}
+	case s.has(sqlPath):
+		v.errorf(sqlPath, "must not be empty")
+	case s.has(filePath):
+		v.errorf(filePath, "must not be empty")
+	default:
+		v.errorf(path, "one of sql or sql_file is required")
+	}
+
+	checkSources := !v.bad["sources"]
+	listed := map[string]bool{}
+	for i, name := range t.Sources {
+		p := indexPath(joinPath(path, "sources"), i)
+		switch {
+		case listed[name]:
+			v.errorf(p, "duplicate source %q", name)
+		case checkSources:
+			known(v, p, "source", name, s.Sources)
+		}
+		listed[name] = true
+	}
+
+	if isSQL {
+		v.required(path, "sink", t.Sink)
+	}
+	if t.Sink != "" && !v.bad["sinks"] {
+		known(v, joinPath(path, "sink"), "sink", t.Sink, s.Sinks)
+	}
+
+	v.partition(joinPath(path, "partition"), t, checkSources)
+}
+
+func (v *validator) partition(path string, t Task, checkSources bool) {
+	p := t.Partition
+	if p.Source != "" && checkSources {
+		srcPath := joinPath(path, "source")
+		switch {
+		case len(t.Sources) == 0:
+			known(v, srcPath, "source", p.Source, v.s.Sources)
+		case !slices.Contains(t.Sources, p.Source):
+			v.errorf(srcPath, "partition source %q is not one of the task's sources (%s)", p.Source, listNames(t.Sources))
+		}
+	}
+	v.enum(joinPath(path, "by"), "partition strategy", p.By, partitionBys)
+	v.nonNegative(joinPath(path, "target_rows"), p.TargetRows)
+	v.nonNegative(joinPath(path, "target_bytes"), p.TargetBytes)
+	v.nonNegative(joinPath(path, "max_partitions"), int64(p.MaxPartitions))
+}
+
+func (v *validator) service(path string, svc Service, seen map[string]string) {
+	if v.required(path, "service", svc.Service) {
+		v.name(joinPath(path, "service"), "service", svc.Service, namePattern, seen)
+	}
+	if v.required(path, "type", svc.Type) && !slices.Contains(serviceTypes, svc.Type) {
+		v.errorf(joinPath(path, "type"), "unknown service type %q (known: %s)", svc.Type, strings.Join(serviceTypes, ", "))
+	}
+	if svc.Listen != "" {
+		if msg := checkListen(svc.Listen); msg != "" {
+			v.errorf(joinPath(path, "listen"), "%s", msg)
+		}
+	}
+}
+
+// maxListedNames bounds the names listed in one message.
+const maxListedNames = 20
+
+// listNames joins names for a message, eliding all but the first
+// maxListedNames.
+func listNames(names []string) string {
+	if len(names) <= maxListedNames {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, and %d more", strings.Join(names[:maxListedNames], ", "), len(names)-maxListedNames)
+}
+
+// checkSQLFile returns why the sql file at path is unusable, or "" when it
+// is a regular file holding some text.
+func checkSQLFile(path string) string {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("sql file %q does not exist", path)
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Sprintf("sql file %q: %v", path, err)
+	case !info.Mode().IsRegular():
+		return fmt.Sprintf("sql file %q is not a regular file", path)
+	case info.Size() == 0:
+		return fmt.Sprintf("sql file %q is empty", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("sql file %q: %v", path, err)
+	}
+	defer f.Close()
+	// Look for some text in the first MiB; a longer file of blanks is
+	// unusual enough to be left to the query planner.
+	data, err := io.ReadAll(io.LimitReader(f, maxSQLFileCheck))
+	if err != nil {
+		return fmt.Sprintf("sql file %q: %v", path, err)
+	}
+	if int64(len(data)) < maxSQLFileCheck && strings.TrimSpace(string(data)) == "" {
+		return fmt.Sprintf("sql file %q holds only white space", path)
+	}
+	return ""
+}
+
+// checkSchedule returns why a cron schedule is malformed, or "". Only the
+// shape is checked: a macro, or five fields made of the characters cron
+// uses. Ranges and names are left to the scheduler.
+func checkSchedule(sched string) string {
+	if strings.HasPrefix(sched, "@") {
+		if slices.Contains(scheduleMacros, sched) {
+			return ""
+		}
+		return fmt.Sprintf("unknown schedule %q (allowed macros: %s)", sched, strings.Join(scheduleMacros, ", "))
+	}
+	fields := strings.Fields(sched)
+	if len(fields) != 5 {
+		return fmt.Sprintf("schedule %q has %d fields, want 5 (%s) or a macro such as @daily", sched, len(fields), strings.Join(cronFieldNames, " "))
+	}
+	for i, f := range fields {
+		names := i >= 3 // months and weekdays may be written as JAN or MON
+		for _, r := range f {
+			ok := r >= '0' && r <= '9' || strings.ContainsRune("*,-/", r) || names && unicode.IsLetter(r) && r < unicode.MaxASCII
+			if !ok {
+				return fmt.Sprintf("schedule %q: invalid character %q in the %s field", sched, r, cronFieldNames[i])
+			}
+		}
+	}
+	return ""
+}
+
+// checkListen returns why a listen address is malformed, or "".
+func checkListen(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("invalid listen address %q: want host:port", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("invalid listen address %q: port must be a number from 0 to 65535", addr)
+	}
+	return ""
+}
