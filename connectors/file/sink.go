@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,7 +36,14 @@ type Sink struct {
 	compression string
 	rowGroup    int64
 	delim       string
+
+	mu     sync.Mutex
+	active map[string]*os.File // run id -> held lock on its staging
 }
+
+// testHookMove, when set, runs before each rename of a commit; an error
+// simulates a crash in the middle of the commit.
+var testHookMove func(i int) error
 
 var _ connectors.NativeSink = (*Sink)(nil)
 
@@ -153,8 +161,12 @@ func (s *Sink) Prepare(ctx context.Context, run connectors.Run) error {
 			return connectors.Permanent(fmt.Errorf("sink %s: output exists (mode error); choose mode overwrite or append", s.uri))
 		}
 	}
+	s.sweep(run)
 	if err := os.MkdirAll(s.runDir(run), 0o755); err != nil {
 		return connectors.Permanent(fmt.Errorf("sink %s: %w", s.uri, err))
+	}
+	if err := s.hold(run); err != nil {
+		return err
 	}
 	// Prove the target's directory is writable now rather than at commit.
 	probe := filepath.Join(s.runDir(run), ".probe")
@@ -162,6 +174,65 @@ func (s *Sink) Prepare(ctx context.Context, run connectors.Run) error {
 		return connectors.Permanent(fmt.Errorf("sink %s: not writable: %w", s.uri, err))
 	}
 	return os.Remove(probe)
+}
+
+const activeName = ".active"
+
+// hold takes a lock on the run's staging that lives as long as the run, so
+// that other runs can tell live staging from the leftovers of a crash.
+func (s *Sink) hold(run connectors.Run) error {
+	f, err := os.OpenFile(filepath.Join(s.runDir(run), activeName), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("sink %s: %w", s.uri, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return connectors.Permanent(fmt.Errorf("sink %s: run %s is already running on this sink", s.uri, run.ID))
+	}
+	s.mu.Lock()
+	if s.active == nil {
+		s.active = map[string]*os.File{}
+	}
+	s.active[run.ID] = f
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Sink) release(run connectors.Run) {
+	s.mu.Lock()
+	f := s.active[run.ID]
+	delete(s.active, run.ID)
+	s.mu.Unlock()
+	if f != nil {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}
+}
+
+// sweep removes the staging of runs whose process is gone (no one holds
+// their lock): what a crashed or killed run left behind. Journals were
+// rolled forward by recover before this.
+func (s *Sink) sweep(self connectors.Run) {
+	ents, err := os.ReadDir(s.stagingRoot())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || e.Name() == safeName(self.ID) {
+			continue
+		}
+		dir := filepath.Join(s.stagingRoot(), e.Name())
+		f, err := os.OpenFile(filepath.Join(dir, activeName), os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			if _, jerr := os.Stat(filepath.Join(dir, journalName)); errors.Is(jerr, fs.ErrNotExist) {
+				_ = os.RemoveAll(dir)
+			}
+		}
+		f.Close()
+	}
 }
 
 // lock takes an exclusive lock on the sink's staging root so two runs never
@@ -284,9 +355,11 @@ func (t *target) Abort(context.Context) error { return os.RemoveAll(t.dir) }
 func (s *Sink) Abort(_ context.Context, run connectors.Run) error {
 	if _, err := os.Stat(filepath.Join(s.runDir(run), journalName)); err == nil {
 		// A commit had started: it must be finished, not thrown away.
+		s.release(run)
 		return nil
 	}
 	err := os.RemoveAll(s.runDir(run))
+	s.release(run)
 	s.removeEmptyStaging()
 	return err
 }
@@ -441,6 +514,7 @@ func (s *Sink) Commit(ctx context.Context, run connectors.Run, staged []connecto
 	if err := j.apply(path); err != nil {
 		return out, fmt.Errorf("sink %s: commit (will be finished by the next run on this sink): %w", s.uri, err)
 	}
+	s.release(run)
 	s.removeEmptyStaging()
 	sort.Strings(out.Files)
 	return out, nil
@@ -491,7 +565,12 @@ func (j *journal) apply(path string) error {
 			return err
 		}
 	}
-	for _, m := range j.Moves {
+	for i, m := range j.Moves {
+		if testHookMove != nil {
+			if err := testHookMove(i); err != nil {
+				return err
+			}
+		}
 		if _, err := os.Stat(m.From); errors.Is(err, fs.ErrNotExist) {
 			continue // moved by an earlier, interrupted apply
 		}

@@ -298,6 +298,10 @@ func (s *Source) loadCSV(ctx context.Context, paths []string, opts map[string]st
 	if err != nil {
 		return fmt.Errorf("%s: %w", paths[0], duckErr(err))
 	}
+	// The sniffer reports "no character" as NUL.
+	for _, c := range []*string{&delim, &quoteCh, &escape, &comment} {
+		*c = strings.ReplaceAll(*c, "\x00", "")
+	}
 	cols, ok := columns.([]any)
 	if !ok || len(cols) == 0 {
 		return fmt.Errorf("%s: no columns found", paths[0])
