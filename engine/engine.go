@@ -192,6 +192,9 @@ func (e *Engine) Execute(ctx context.Context, j Job) (Result, error) {
 func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error) {
 	var cleanup []func()
 	defer func() {
+		if err != nil {
+			err = &ExecError{Err: err}
+		}
 		for i := len(cleanup) - 1; i >= 0; i-- {
 			cleanup[i]()
 		}

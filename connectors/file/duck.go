@@ -49,10 +49,19 @@ func list(paths []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// duckErr trims DuckDB's error prefix noise while keeping the message.
+// duckErr keeps the lines of a DuckDB error that say what went wrong, on
+// one line, without its search-space dump and "Possible fixes".
 func duckErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s", strings.TrimSpace(err.Error()))
+	var keep []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "Possible fixes") || strings.HasPrefix(l, "The search space") {
+			break
+		}
+		keep = append(keep, l)
+	}
+	return fmt.Errorf("%s", strings.Join(keep, "; "))
 }

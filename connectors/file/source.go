@@ -8,6 +8,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -293,10 +294,26 @@ func (s *Source) loadCSV(ctx context.Context, paths []string, opts map[string]st
 	if h, ok := opts["header"]; ok {
 		extra += ", header=" + map[bool]string{true: "true", false: "false"}[h == "true"]
 	}
-	err = db.QueryRowContext(ctx, `SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader, Columns, DateFormat, TimestampFormat FROM sniff_csv(`+quote(paths[0])+extra+`)`).
-		Scan(&delim, &quoteCh, &escape, &newline, &comment, &skip, &header, &columns, &dateFmt, &tsFmt)
-	if err != nil {
+	sniff := func(extra string) error {
+		return db.QueryRowContext(ctx, `SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader, Columns, DateFormat, TimestampFormat FROM sniff_csv(`+quote(paths[0])+extra+`)`).
+			Scan(&delim, &quoteCh, &escape, &newline, &comment, &skip, &header, &columns, &dateFmt, &tsFmt)
+	}
+	if err := sniff(extra); err != nil {
 		return fmt.Errorf("%s: %w", paths[0], duckErr(err))
+	}
+	// A ragged file makes the sniffer give up on every delimiter and read
+	// whole lines as one column; a .csv file is comma-separated, so read it
+	// so and let the ragged line fail with its line number.
+	if cols, _ := columns.([]any); len(cols) == 1 && opts["delim"] == "" {
+		name, _ := obj(cols[0])["name"].(string)
+		if strings.Contains(name, ",") {
+			if err := sniff(extra + ", delim=','"); err != nil {
+				if rerr := raggedLine(paths[0]); rerr != nil {
+					return fmt.Errorf("%s: ragged rows: %w", paths[0], rerr)
+				}
+				return fmt.Errorf("%s: %w", paths[0], duckErr(err))
+			}
+		}
 	}
 	// The sniffer reports "no character" as NUL.
 	for _, c := range []*string{&delim, &quoteCh, &escape, &comment} {
@@ -514,5 +531,27 @@ func (r *closingReader) Release() {
 	if !r.done {
 		r.done = true
 		_ = r.close()
+	}
+}
+
+func obj(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+// raggedLine finds the first record whose field count differs from the
+// header's, for an error that names the line.
+func raggedLine(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReader(f))
+	r.LazyQuotes = true
+	for {
+		if _, err := r.Read(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
 	}
 }
