@@ -1,0 +1,51 @@
+# Liminal — make targets behind the README's commands.
+# Caches live under ~/.cache/liminal so repeated runs are fast; nothing relies on them.
+CACHE      ?= $(HOME)/.cache/liminal
+export GOCACHE    ?= $(CACHE)/go-build
+export GOMODCACHE ?= $(CACHE)/go-mod
+export GOFLAGS    ?= -buildvcs=false
+GO         ?= go
+BIN        := bin/liminal
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+EXAMPLE    := examples/quickstart
+ROWS       ?= 1000000
+
+.PHONY: all build example test test-short vet fmt-check fuzz bench compare clean
+
+all: build
+
+build: ## build bin/liminal
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/liminal
+
+example: build ## generate the example data if needed and run the quick-start pipeline
+	@test -f $(EXAMPLE)/data/customers/customers.parquet || ./$(BIN) gen --dir $(EXAMPLE)/data --rows $(ROWS)
+	cd $(EXAMPLE) && ../../$(BIN) run pipeline.yml
+
+test: vet fmt-check ## run every test (the README's test command)
+	$(GO) test -count=1 -timeout 25m ./...
+
+test-short: ## quick tests only
+	$(GO) test -short ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+FUZZTIME ?= 10s
+fuzz: ## run every fuzz target briefly
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+bench: ## Go benchmarks (1M rows, generated and cached)
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count 3 ./benchmarks/
+
+compare: ## side-by-side comparison with DuckDB alone (10M rows)
+	bash benchmarks/compare.sh
+
+clean:
+	rm -rf bin $(EXAMPLE)/out $(EXAMPLE)/data
