@@ -6,9 +6,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -216,17 +218,24 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 		switch {
 		case t.Reader != nil:
 			name := fmt.Sprintf("__liminal_arrow_%d_%d", s.id+1, e.seq.Add(1))
-			release, err := registerView(ctx, s.conn, t.Reader, name)
-			t.Reader.Release()
+			r := &stream{RecordReader: t.Reader}
+			release, err := registerView(ctx, s.conn, r, name)
 			if err != nil {
+				r.close()
 				return res, fmt.Errorf("table %s: register arrow stream: %w", t.Name, err)
 			}
-			cleanup = append(cleanup, release, bg("DROP VIEW IF EXISTS "+ident(name)))
-			kind := "VIEW"
+			// DuckDB may never call the stream's release: close it ourselves
+			// once the view is gone, so every batch goes back to its allocator.
+			cleanup = append(cleanup, r.close, release, bg("DROP VIEW IF EXISTS "+ident(name)))
+			// DuckDB pushes filters into arrow_scan and leaves them to the
+			// stream's producer, which the C API stream does not apply: the
+			// filters would be lost. A LIMIT fences the scan off from filter
+			// pushdown (see TestArrowPath).
+			kind, body := "VIEW", fmt.Sprintf("SELECT * FROM %s LIMIT %d", ident(name), int64(math.MaxInt64))
 			if t.Materialize {
-				kind = "TABLE"
+				kind, body = "TABLE", "SELECT * FROM "+ident(name)
 			}
-			if err := exec(fmt.Sprintf("CREATE OR REPLACE TEMP %s %s AS SELECT * FROM %s", kind, ident(t.Name), ident(name))); err != nil {
+			if err := exec(fmt.Sprintf("CREATE OR REPLACE TEMP %s %s AS %s", kind, ident(t.Name), body)); err != nil {
 				return res, fmt.Errorf("table %s: %w", t.Name, err)
 			}
 			cleanup = append(cleanup, bg(fmt.Sprintf("DROP %s IF EXISTS %s", kind, ident(t.Name))))
@@ -332,3 +341,40 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 
 // ident quotes an identifier.
 func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// stream hands a Go reader to DuckDB and lets the engine end it: close
+// releases the reader once, after which the stream reports its end even if
+// DuckDB asks for more.
+type stream struct {
+	array.RecordReader
+	mu     sync.Mutex
+	closed bool
+}
+
+func (s *stream) Next() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && s.RecordReader.Next()
+}
+
+func (s *stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	return s.RecordReader.Err()
+}
+
+// Retain and Release are no-ops: the engine owns the reader's lifetime.
+func (s *stream) Retain()  {}
+func (s *stream) Release() {}
+
+func (s *stream) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.RecordReader.Release()
+	}
+}

@@ -1,0 +1,11 @@
+package coordinator
+
+import (
+	"testing"
+
+	"github.com/liminal-data/liminal/internal/depcheck"
+)
+
+func TestDeps(t *testing.T) {
+	depcheck.Forbid(t, "engine", "infer", "cmd")
+}
