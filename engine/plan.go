@@ -572,6 +572,38 @@ func (pl *planner) aggregate(node map[string]any, mods modifiers) (map[string]an
 	if !simple {
 		return nil, nil, fallback("GROUPING SETS, ROLLUP and CUBE run as one partition")
 	}
+	// DISTINCT aggregates over one argument X split too: the partials group
+	// by the keys and X (so each partition keeps X once per group) and the
+	// final stage applies the DISTINCT aggregate to the union; the other
+	// aggregates re-aggregate over the finer groups.
+	var distinctArg any
+	var distinctErr error
+	walkExpr([]any{sel, node["having"]}, true, func(m map[string]any) {
+		if m["class"] != "FUNCTION" || m["distinct"] != true || !pl.isAggregate(str(m["function_name"])) {
+			return
+		}
+		switch strings.ToLower(str(m["function_name"])) {
+		case "min", "max":
+			return // DISTINCT changes nothing
+		case "count", "sum", "avg", "mean":
+		default:
+			distinctErr = fallback(fmt.Sprintf("%s(DISTINCT ...) runs as one partition", str(m["function_name"])))
+			return
+		}
+		args := arr(m["children"])
+		if len(args) != 1 || m["filter"] != nil {
+			distinctErr = fallback("DISTINCT aggregates with a FILTER or several arguments run as one partition")
+			return
+		}
+		if distinctArg != nil && canon(distinctArg) != canon(args[0]) {
+			distinctErr = fallback("DISTINCT aggregates over different expressions run as one partition")
+			return
+		}
+		distinctArg = args[0]
+	})
+	if distinctErr != nil {
+		return nil, nil, distinctErr
+	}
 	gcanon := make([]string, len(groups))
 	var partialSel []any
 	for i, g := range groups {
@@ -580,8 +612,16 @@ func (pl *planner) aggregate(node map[string]any, mods modifiers) (map[string]an
 		e["alias"] = fmt.Sprintf("__g%d", i)
 		partialSel = append(partialSel, e)
 	}
+	partialGroups := orEmpty(clone(groups).([]any))
+	if distinctArg != nil {
+		d := clone(distinctArg).(map[string]any)
+		d["alias"] = "__d"
+		partialSel = append(partialSel, d)
+		partialGroups = append(partialGroups, clone(distinctArg))
+	}
+	ngroups := len(partialSel)
 	addPartial := func(e map[string]any) string {
-		name := fmt.Sprintf("__a%d", len(partialSel)-len(groups))
+		name := fmt.Sprintf("__a%d", len(partialSel)-ngroups)
 		e["alias"] = name
 		partialSel = append(partialSel, e)
 		return name
@@ -612,6 +652,9 @@ func (pl *planner) aggregate(node map[string]any, mods modifiers) (map[string]an
 					return nil, fallback(fmt.Sprintf("column %s is used outside GROUP BY and aggregates in a form the planner cannot split", strings.Join(strs(x["column_names"]), ".")))
 				case "FUNCTION":
 					if pl.isAggregate(str(x["function_name"])) {
+						if x["distinct"] == true && distinctArg != nil && !strings.EqualFold(str(x["function_name"]), "min") && !strings.EqualFold(str(x["function_name"]), "max") {
+							return pl.expr(fmt.Sprintf("%s(DISTINCT __d)", strings.ToLower(str(x["function_name"]))))
+						}
 						return pl.combine(x, addPartial)
 					}
 				}
@@ -688,7 +731,14 @@ func (pl *planner) aggregate(node map[string]any, mods modifiers) (map[string]an
 
 	partial := clone(node).(map[string]any)
 	partial["select_list"] = partialSel
-	partial["group_expressions"] = orEmpty(groups)
+	partial["group_expressions"] = partialGroups
+	if distinctArg != nil {
+		all := make([]any, len(partialGroups))
+		for i := range all {
+			all[i] = json.Number(strconv.Itoa(i))
+		}
+		partial["group_sets"] = []any{all}
+	}
 	partial["having"] = nil
 	partial["modifiers"] = []any{}
 	return partial, final, nil
