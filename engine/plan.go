@@ -828,6 +828,7 @@ func (pl *planner) reorder(node map[string]any, mods modifiers) (map[string]any,
 		pmods = append(pmods, clone(*mods.distinct))
 		fmods = append(fmods, clone(*mods.distinct))
 	}
+	var hidden []string
 	if mods.order != nil {
 		o, err := pl.rewriteOrder(mods.order, func(e any) (any, error) {
 			if _, ok := constInt(e); ok {
@@ -850,7 +851,17 @@ func (pl *planner) reorder(node map[string]any, mods modifiers) (map[string]any,
 					}
 				}
 			}
-			return nil, fallback("ORDER BY on an expression that is not an output column runs as one partition")
+			// A sort key that is not an output column travels with the
+			// partial rows as a hidden column the final stage drops.
+			if mods.distinct != nil || hasClass(e, "SUBQUERY", false) || pl.hasAggregate(e) {
+				return nil, fallback("ORDER BY on an expression that is not an output column runs as one partition")
+			}
+			name := fmt.Sprintf("__o%d", len(hidden))
+			h := clone(e).(map[string]any)
+			h["alias"] = name
+			partial["select_list"] = append(arr(partial["select_list"]), h)
+			hidden = append(hidden, name)
+			return colref(name), nil
 		})
 		if err != nil {
 			return nil, nil, err
@@ -879,7 +890,11 @@ func (pl *planner) reorder(node map[string]any, mods modifiers) (map[string]any,
 		fmods = append(fmods, clone(mods.limit))
 	}
 	partial["modifiers"] = orEmpty(pmods)
-	star0, err := pl.expr("*")
+	starText := "*"
+	if len(hidden) > 0 {
+		starText = "* EXCLUDE (" + strings.Join(hidden, ", ") + ")"
+	}
+	star0, err := pl.expr(starText)
 	if err != nil {
 		return nil, nil, err
 	}

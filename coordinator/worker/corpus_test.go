@@ -36,6 +36,8 @@ var corpus = []struct {
 	{"SELECT event_id, amount FROM events ORDER BY event_id DESC LIMIT 10", engine.TwoStage, true},
 	{"SELECT event_id, amount FROM events ORDER BY amount DESC, event_id LIMIT 25 OFFSET 5", engine.TwoStage, true},
 	{"SELECT * FROM events ORDER BY event_id LIMIT 100", engine.TwoStage, true},
+	{"SELECT event_id, country FROM events ORDER BY amount DESC, event_id LIMIT 20", engine.TwoStage, true},
+	{"SELECT event_id FROM events WHERE amount < 0 ORDER BY session_ms * 2 + event_id", engine.TwoStage, true},
 	{"SELECT event_id, row_number() OVER (PARTITION BY customer_id ORDER BY ts, event_id) AS rn FROM events", engine.Single, false},
 	{"SELECT event_id, sum(amount) OVER (PARTITION BY customer_id) AS total FROM events", engine.Single, false},
 	{"SELECT e.event_id, c.segment FROM events e JOIN customers c USING (customer_id) WHERE c.segment = 'enterprise'", engine.Local, false},
