@@ -343,3 +343,47 @@ func TestHelpEverywhere(t *testing.T) {
 		t.Errorf("unknown command: exit %d", r.code)
 	}
 }
+
+func TestPlanAndValidate(t *testing.T) {
+	dir := workspace(t)
+	spec := writeSpec(t, dir, fmt.Sprintf(specTemplate, "data/events", "out/", `"SELECT country, count(*) AS n FROM events GROUP BY country"`))
+	r := liminal(t, dir, "plan", spec, "--json")
+	if r.code != 0 {
+		t.Fatalf("plan: %d %s", r.code, r.stderr)
+	}
+	var p struct {
+		Tasks []struct {
+			Task string `json:"task"`
+			Plan struct {
+				Kind   string `json:"kind"`
+				Splits []struct {
+					ID      string `json:"id"`
+					Locator string `json:"locator"`
+					Rows    int64  `json:"rows"`
+				} `json:"splits"`
+			} `json:"plan"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Tasks) != 1 || p.Tasks[0].Plan.Kind != "two_stage" || len(p.Tasks[0].Plan.Splits) != 3 ||
+		p.Tasks[0].Plan.Splits[0].ID != "events-00000" || p.Tasks[0].Plan.Splits[0].Rows != 10000 {
+		t.Fatalf("plan %+v", p)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Fatal("plan wrote output")
+	}
+	r = liminal(t, dir, "plan", spec)
+	if r.code != 0 || !strings.Contains(r.stdout, "events-00002") || !strings.Contains(r.stdout, "part-2.parquet") {
+		t.Fatalf("plan text: %s", r.stdout)
+	}
+	if r := liminal(t, dir, "validate", spec); r.code != 0 || !strings.Contains(r.stdout, "valid") {
+		t.Fatalf("validate: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	bad := writeSpec(t, dir, "name: x\npipelines:\n  - pipeline: p\n    tasks:\n      - task: t\n        type: sql\n        sql: SELECT 1\n        sink: nowhere\n")
+	r = liminal(t, dir, "validate", bad, "--json")
+	if r.code != 2 || !strings.Contains(r.stdout, `"valid":false`) || !strings.Contains(r.stdout, "spec.yml:8") {
+		t.Fatalf("validate bad: %d %s", r.code, r.stdout)
+	}
+}
