@@ -128,3 +128,14 @@ func Redact(uri string) string {
 	}
 	return u.String()
 }
+
+// SafeName maps an id (run id, split id) to a string usable in file names:
+// letters, digits, '-', '_' and '.' stay, anything else becomes '_'.
+func SafeName(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, id)
+}

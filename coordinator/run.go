@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -137,7 +136,7 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 		totalRows += s.Rows
 	}
 	c.opts.Progress.TaskStarted(t.Name, len(plan.Splits), totalRows)
-	workDir := filepath.Join(c.opts.WorkDir, "liminal-"+safe(runID), safe(t.Name))
+	workDir := filepath.Join(c.opts.WorkDir, "liminal-"+connectors.SafeName(runID), connectors.SafeName(t.Name))
 	if plan.Final {
 		if err := os.MkdirAll(workDir, 0o755); err != nil {
 			return tr, fmt.Errorf("work dir: %w", err)
@@ -258,14 +257,6 @@ func (c *Coordinator) safeRun(ctx context.Context, a Attempt) (r AttemptResult, 
 	return c.exec.Run(ctx, a)
 }
 
-func safe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-			return r
-		}
-		return '_'
-	}, s)
-}
 
 // Progress receives progress events. Implementations must be safe for
 // concurrent use.

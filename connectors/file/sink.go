@@ -104,17 +104,9 @@ func (s *Sink) stagingRoot() string {
 }
 
 func (s *Sink) runDir(run connectors.Run) string {
-	return filepath.Join(s.stagingRoot(), safeName(run.ID))
+	return filepath.Join(s.stagingRoot(), connectors.SafeName(run.ID))
 }
 
-func safeName(id string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-			return r
-		}
-		return '_'
-	}, id)
-}
 
 // exists reports whether the target holds output: a file, or a directory
 // with anything in it.
@@ -218,7 +210,7 @@ func (s *Sink) sweep(self connectors.Run) {
 		return
 	}
 	for _, e := range ents {
-		if !e.IsDir() || e.Name() == safeName(self.ID) {
+		if !e.IsDir() || e.Name() == connectors.SafeName(self.ID) {
 			continue
 		}
 		dir := filepath.Join(s.stagingRoot(), e.Name())
@@ -254,7 +246,7 @@ func (s *Sink) lock() (func(), error) {
 
 // Stage implements connectors.NativeSink.
 func (s *Sink) Stage(_ context.Context, run connectors.Run, sp partition.Split, attempt int) (connectors.NativeTarget, error) {
-	dir := filepath.Join(s.runDir(run), "attempts", fmt.Sprintf("%s-a%d", safeName(sp.ID), attempt))
+	dir := filepath.Join(s.runDir(run), "attempts", fmt.Sprintf("%s-a%d", connectors.SafeName(sp.ID), attempt))
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
@@ -329,7 +321,7 @@ func (t *target) Close(_ context.Context, rows int64) (connectors.Manifest, erro
 		rel, _ := filepath.Rel(t.dir, filepath.Dir(p))
 		k := perDir[rel]
 		perDir[rel]++
-		name := fmt.Sprintf("part-%s-%s", safeName(t.split), safeName(t.run.ID))
+		name := fmt.Sprintf("part-%s-%s", connectors.SafeName(t.split), connectors.SafeName(t.run.ID))
 		if k > 0 {
 			name += fmt.Sprintf("-%d", k)
 		}
