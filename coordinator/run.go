@@ -257,7 +257,6 @@ func (c *Coordinator) safeRun(ctx context.Context, a Attempt) (r AttemptResult, 
 	return c.exec.Run(ctx, a)
 }
 
-
 // Progress receives progress events. Implementations must be safe for
 // concurrent use.
 type Progress interface {

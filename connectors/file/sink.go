@@ -107,7 +107,6 @@ func (s *Sink) runDir(run connectors.Run) string {
 	return filepath.Join(s.stagingRoot(), connectors.SafeName(run.ID))
 }
 
-
 // exists reports whether the target holds output: a file, or a directory
 // with anything in it.
 func (s *Sink) exists() (bool, error) {
