@@ -76,7 +76,7 @@ func benchLiminal(b *testing.B, events, query string, rows, bytes, want int64) {
 		b.Fatal(err)
 	}
 	defer eng.Close()
-	co := coordinator.New(worker.New(eng), coordinator.Options{WorkDir: b.TempDir()})
+	co := coordinator.New(worker.New(eng), coordinator.Options{})
 	out := filepath.Join(b.TempDir(), "out")
 	part := partition.Options{TargetRows: int64(envInt(b, "LIMINAL_BENCH_TARGET_ROWS", 0))}
 	b.SetBytes(bytes)

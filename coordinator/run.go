@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -24,10 +22,7 @@ type Options struct {
 	MaxAttempts int
 	// Backoff is the first retry delay (default 500ms); it doubles per
 	// retry, with jitter, up to 30s.
-	Backoff time.Duration
-	// WorkDir holds partial results between stages (default the OS temp
-	// directory); each run cleans its own subdirectory.
-	WorkDir  string
+	Backoff  time.Duration
 	Logger   *slog.Logger
 	Progress Progress
 }
@@ -45,9 +40,6 @@ func New(exec Executor, o Options) *Coordinator {
 	}
 	if o.Backoff <= 0 {
 		o.Backoff = 500 * time.Millisecond
-	}
-	if o.WorkDir == "" {
-		o.WorkDir = os.TempDir()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -136,20 +128,26 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 		totalRows += s.Rows
 	}
 	c.opts.Progress.TaskStarted(t.Name, len(plan.Splits), totalRows)
-	workDir := filepath.Join(c.opts.WorkDir, "liminal-"+connectors.SafeName(runID), connectors.SafeName(t.Name))
-	if plan.Final {
-		if err := os.MkdirAll(workDir, 0o755); err != nil {
-			return tr, fmt.Errorf("work dir: %w", err)
-		}
-		defer os.RemoveAll(filepath.Dir(workDir))
-	}
 	var st taskStats
 	results := make([]AttemptResult, len(plan.Splits))
+	defer func() {
+		var partials []string
+		for _, r := range results {
+			if r.Partial != "" {
+				partials = append(partials, r.Partial)
+			}
+		}
+		if len(partials) > 0 {
+			if err := c.exec.Release(context.WithoutCancel(ctx), partials); err != nil {
+				log.Warn("release partial results", "error", err)
+			}
+		}
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, c.exec.Slots()))
 	for i, sp := range plan.Splits {
 		g.Go(func() error {
-			r, err := c.attempt(gctx, Attempt{RunID: runID, Task: t, Plan: plan, Stage: 1, Split: sp, WorkDir: workDir}, &st, log)
+			r, err := c.attempt(gctx, Attempt{RunID: runID, Task: t, Plan: plan, Stage: 1, Split: sp}, &st, log)
 			if err != nil {
 				return err
 			}
@@ -177,14 +175,14 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 		for i, r := range results {
 			partials[i] = r.Partial
 		}
-		final := Attempt{RunID: runID, Task: t, Plan: plan, Stage: 2, Partials: partials, WorkDir: workDir}
+		final := Attempt{RunID: runID, Task: t, Plan: plan, Stage: 2, Partials: partials}
 		final.Split.ID, final.Split.Source, final.Split.Locator = "final", plan.Driving, "final stage"
 		r, err := c.attempt(ctx, final, &st, log)
 		if err != nil {
 			return tr, err
 		}
 		tr.RowsOut = r.RowsOut
-		results = []AttemptResult{r}
+		results = append(results, r)
 	}
 	var manifests []connectors.Manifest
 	for _, r := range results {

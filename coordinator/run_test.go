@@ -17,15 +17,23 @@ import (
 // fakeExec fails attempts as scripted: fail[splitID] lists the errors of
 // its first attempts, in order.
 type fakeExec struct {
-	mu     sync.Mutex
-	splits int
-	final  bool
-	fail   map[string][]error
-	tries  map[string]int
-	panics map[string]bool
+	mu       sync.Mutex
+	splits   int
+	final    bool
+	fail     map[string][]error
+	tries    map[string]int
+	panics   map[string]bool
+	released []string
 }
 
 func (f *fakeExec) Slots() int { return 3 }
+
+func (f *fakeExec) Release(_ context.Context, partials []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.released = append(f.released, partials...)
+	return nil
+}
 
 func (f *fakeExec) Plan(context.Context, *Task) (*TaskPlan, error) {
 	p := &TaskPlan{Kind: "local", Final: f.final}
@@ -87,7 +95,7 @@ func newFake(splits int) *fakeExec {
 func runFake(t *testing.T, f *fakeExec) (*RunResult, *fakeSink) {
 	t.Helper()
 	sink := &fakeSink{}
-	c := New(f, Options{Backoff: time.Millisecond, WorkDir: t.TempDir()})
+	c := New(f, Options{Backoff: time.Millisecond})
 	res := c.Run(context.Background(), "r", "", []*Task{{Name: "t", Sink: sink}})
 	return res, sink
 }
@@ -146,6 +154,9 @@ func TestFinalStage(t *testing.T) {
 	if res.Status != StatusSucceeded || len(sink.committed) != 1 || sink.committed[0].SplitID != "final" {
 		t.Fatalf("%+v %+v", res, sink.committed)
 	}
+	if len(f.released) != 4 {
+		t.Fatalf("released %v, want the 4 partials", f.released)
+	}
 }
 
 func TestCancelled(t *testing.T) {
@@ -173,7 +184,7 @@ func TestExactlyOnceProperty(t *testing.T) {
 			}
 		}
 		sink := &fakeSink{}
-		res := New(f, Options{Backoff: time.Microsecond, WorkDir: t.TempDir()}).Run(context.Background(), "r", "", []*Task{{Name: "t", Sink: sink}})
+		res := New(f, Options{Backoff: time.Microsecond}).Run(context.Background(), "r", "", []*Task{{Name: "t", Sink: sink}})
 		seen := map[string]int{}
 		for _, m := range sink.committed {
 			seen[m.SplitID]++

@@ -56,7 +56,6 @@ type Attempt struct {
 	Split    partition.Split
 	Number   int      // 1-based attempt number
 	Partials []string // stage 2: the partial results of stage 1, in split order
-	WorkDir  string   // where partial results go
 }
 
 // AttemptResult is what a successful attempt produced: a staged sink
@@ -73,6 +72,9 @@ type AttemptResult struct {
 type Executor interface {
 	Plan(ctx context.Context, t *Task) (*TaskPlan, error)
 	Run(ctx context.Context, a Attempt) (AttemptResult, error)
+	// Release frees partial results once their task is over, whether it
+	// succeeded or not.
+	Release(ctx context.Context, partials []string) error
 	// Slots is how many attempts run at once.
 	Slots() int
 }

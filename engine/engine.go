@@ -22,20 +22,23 @@ import (
 type Options struct {
 	// Slots is the number of partitions that run at once (default NumCPU).
 	Slots int
-	// ThreadsPerSlot is DuckDB's thread count per slot (default
-	// max(1, NumCPU/Slots)) so that slots x threads is about the core count.
-	ThreadsPerSlot int
-	// MemoryLimit is DuckDB's memory limit per slot, e.g. "2GB" (default:
-	// DuckDB's own, divided between slots).
+	// Threads is DuckDB's thread pool, shared by the slots (default
+	// NumCPU). DuckDB schedules the tasks of all running partitions on it,
+	// so a partition running alone gets every core.
+	Threads int
+	// MemoryLimit is DuckDB's memory limit for all slots together, e.g.
+	// "8GB" (default: DuckDB's, 80% of RAM); beyond it DuckDB spills.
 	MemoryLimit string
 	// TempDir is where DuckDB spills; default the OS temp directory.
 	TempDir string
 }
 
-// Engine owns one DuckDB instance per slot (so slots never contend for one
-// buffer pool or thread setting) and one for planning.
+// Engine owns one DuckDB instance with a connection per slot and one for
+// planning. One instance means one buffer pool and one memory limit, and
+// intermediate results that every slot can read without files.
 type Engine struct {
 	opts    Options
+	db      *sql.DB
 	free    chan *slot
 	slots   []*slot
 	planner *slot
@@ -43,84 +46,75 @@ type Engine struct {
 }
 
 type slot struct {
-	id      int
-	db      *sql.DB
-	conn    *sql.Conn
-	threads int
+	id   int
+	conn *sql.Conn
 }
 
-// New starts the engine's DuckDB instances.
+// New starts the engine's DuckDB instance.
 func New(o Options) (*Engine, error) {
 	if o.Slots <= 0 {
 		o.Slots = runtime.NumCPU()
 	}
-	if o.ThreadsPerSlot <= 0 {
-		o.ThreadsPerSlot = max(1, runtime.NumCPU()/o.Slots)
+	if o.Threads <= 0 {
+		o.Threads = runtime.NumCPU()
 	}
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()
 	}
-	e := &Engine{opts: o, free: make(chan *slot, o.Slots)}
-	for i := range o.Slots {
-		s, err := openSlot(i, o.ThreadsPerSlot, o)
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
-		e.slots = append(e.slots, s)
-		e.free <- s
-	}
-	p, err := openSlot(-1, 1, o)
-	if err != nil {
-		e.Close()
-		return nil, err
-	}
-	e.planner = p
-	return e, nil
-}
-
-func openSlot(id, threads int, o Options) (*slot, error) {
 	c, err := duckdb.NewConnector("", nil)
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	db := sql.OpenDB(c)
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("start duckdb: %w", err)
-	}
+	e := &Engine{opts: o, db: sql.OpenDB(c), free: make(chan *slot, o.Slots)}
 	settings := []string{
-		fmt.Sprintf("SET threads = %d", threads),
+		fmt.Sprintf("SET threads = %d", o.Threads),
 		"SET temp_directory = " + quote(o.TempDir),
 		"SET enable_progress_bar = false",
+		// Keep input order so that a re-run writes byte-identical files;
+		// letting DuckDB reorder rows measured within noise (RESULTS.md).
+		"SET preserve_insertion_order = true",
 	}
 	if o.MemoryLimit != "" {
 		settings = append(settings, "SET memory_limit = "+quote(o.MemoryLimit))
 	}
 	for _, q := range settings {
-		if _, err := conn.ExecContext(context.Background(), q); err != nil {
-			conn.Close()
-			db.Close()
+		if _, err := e.db.Exec(q); err != nil {
+			e.Close()
 			return nil, fmt.Errorf("configure duckdb (%s): %w", q, err)
 		}
 	}
-	return &slot{id: id, db: db, conn: conn, threads: threads}, nil
+	for i := range o.Slots + 1 {
+		conn, err := e.db.Conn(context.Background())
+		if err != nil {
+			e.Close()
+			return nil, fmt.Errorf("start duckdb: %w", err)
+		}
+		s := &slot{id: i, conn: conn}
+		if i == o.Slots {
+			e.planner = s
+			continue
+		}
+		e.slots = append(e.slots, s)
+		e.free <- s
+	}
+	return e, nil
 }
 
 // Slots is the number of partitions the engine runs at once.
 func (e *Engine) Slots() int { return e.opts.Slots }
 
-// Close stops every DuckDB instance. Idempotent.
+// Close stops the DuckDB instance. Idempotent.
 func (e *Engine) Close() error {
 	var errs []error
 	for _, s := range append(e.slots, e.planner) {
-		if s == nil {
-			continue
+		if s != nil {
+			errs = append(errs, s.conn.Close())
 		}
-		errs = append(errs, s.conn.Close(), s.db.Close())
 	}
-	e.slots, e.planner = nil, nil
+	if e.db != nil {
+		errs = append(errs, e.db.Close())
+	}
+	e.slots, e.planner, e.db = nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -147,8 +141,12 @@ type Output struct {
 	// CopyTo is the target of DuckDB's COPY ... TO (path and options).
 	CopyTo string
 	// Table writes the result to a table "t" in a new DuckDB database file
-	// at this path: the lossless format of intermediate (partial) results.
+	// at this path: a lossless intermediate that another process can read.
 	Table string
+	// Memory writes the result to a table of this name in the engine's
+	// in-memory database, visible to every slot: the lossless intermediate
+	// of a local run. DropTables removes it.
+	Memory string
 	// Writer receives the result as Arrow batches.
 	Writer BatchWriter
 }
@@ -161,9 +159,6 @@ type Job struct {
 	Attach map[string]string
 	Query  string
 	Output Output
-	// AllThreads runs the job with every core, for a job that runs alone
-	// (a single-partition plan or a final stage).
-	AllThreads bool
 }
 
 // Result is what a job did.
@@ -181,13 +176,6 @@ func (e *Engine) Execute(ctx context.Context, j Job) (Result, error) {
 		return Result{}, ctx.Err()
 	}
 	defer func() { e.free <- s }()
-	if j.AllThreads {
-		n := runtime.NumCPU()
-		if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("SET threads = %d", n)); err != nil {
-			return Result{}, err
-		}
-		defer s.conn.ExecContext(context.Background(), fmt.Sprintf("SET threads = %d", s.threads))
-	}
 	return e.run(ctx, s, j)
 }
 
@@ -253,6 +241,14 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 			return res, err
 		}
 		res.Rows = n
+	case o.Memory != "":
+		r, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", ident(o.Memory), j.Query))
+		if err != nil {
+			return res, err
+		}
+		if res.Rows, err = r.RowsAffected(); err != nil {
+			return res, err
+		}
 	case o.Table != "":
 		alias := fmt.Sprintf("__liminal_out_%d", e.seq.Add(1))
 		if err := exec(fmt.Sprintf("ATTACH %s AS %s", quote(o.Table), ident(alias))); err != nil {
@@ -285,6 +281,23 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 		return res, errors.New("job has no output")
 	}
 	return res, nil
+}
+
+// DropTables removes in-memory tables written with Output.Memory.
+// Missing tables are not an error.
+func (e *Engine) DropTables(ctx context.Context, names ...string) error {
+	var errs []error
+	for _, n := range names {
+		if _, err := e.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+ident(n)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TableName returns a fresh name for an in-memory intermediate table.
+func (e *Engine) TableName(prefix string) string {
+	return fmt.Sprintf("__liminal_%s_%d", prefix, e.seq.Add(1))
 }
 
 func withArrow(ctx context.Context, conn *sql.Conn, f func(a *duckdb.Arrow) error) error {

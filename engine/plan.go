@@ -123,7 +123,7 @@ func (e *Engine) PlanSQL(ctx context.Context, in PlanInput) (*Plan, error) {
 	if err != nil {
 		return nil, &SQLError{Msg: cleanDuckErr(err)}
 	}
-	pl := &planner{ctx: ctx, c: c, cols: cols}
+	pl := &planner{ctx: ctx, c: c, cols: cols, aggs: aggregateNames}
 	node := obj(stmts[0])["node"]
 	p := &Plan{Kind: Single, Partial: in.Query, Columns: cols}
 	refs := map[string]int{}
@@ -341,19 +341,6 @@ type planner struct {
 type fallback string
 
 func (pl *planner) isAggregate(name string) bool {
-	if pl.aggs == nil {
-		pl.aggs = map[string]bool{}
-		rows, err := pl.c.QueryContext(pl.ctx, "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'")
-		if err == nil {
-			for rows.Next() {
-				var n string
-				if rows.Scan(&n) == nil {
-					pl.aggs[n] = true
-				}
-			}
-			rows.Close()
-		}
-	}
 	return pl.aggs[strings.ToLower(name)]
 }
 

@@ -38,8 +38,8 @@ func (f *runFlags) register(cmd *cobra.Command, running bool) {
 	if running {
 		cmd.Flags().StringVar(&f.runID, "run-id", "", "run id (default: time-based); re-running an id never duplicates output")
 		cmd.Flags().IntVar(&f.maxAttempts, "max-attempts", 3, "attempts per partition for transient errors")
-		cmd.Flags().StringVar(&f.workDir, "work-dir", "", "directory for intermediate results (default: the OS temp directory)")
-		cmd.Flags().StringVar(&f.memoryLimit, "memory-limit", "", "DuckDB memory limit per worker slot, e.g. 4GB (default: DuckDB's, shared out)")
+		cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where DuckDB spills when memory runs short (default: the OS temp directory)")
+		cmd.Flags().StringVar(&f.memoryLimit, "memory-limit", "", "DuckDB memory limit for the whole run, e.g. 4GB (default: 80% of RAM); DuckDB spills beyond it")
 	}
 }
 
@@ -145,7 +145,7 @@ func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline st
 	defer eng.Close()
 	progress := coordinator.NewProgress(g.stderr, tty, log, 5*time.Second)
 	defer progress.Stop()
-	co := coordinator.New(worker.New(eng), coordinator.Options{MaxAttempts: f.maxAttempts, WorkDir: f.workDir, Logger: log, Progress: progress})
+	co := coordinator.New(worker.New(eng), coordinator.Options{MaxAttempts: f.maxAttempts, Logger: log, Progress: progress})
 	res := co.Run(ctx, f.runID, pipeline, tasks)
 	progress.Stop()
 	if specPath != "" {

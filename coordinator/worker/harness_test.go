@@ -210,7 +210,7 @@ func runQuery(t testing.TB, eng *engine.Engine, dir, q, out string, o partition.
 	}
 	task := &coordinator.Task{Name: "q", Query: q, Sources: map[string]connectors.Source{"events": ev, "customers": cu},
 		Sink: sink, Partition: o, Driving: "events"}
-	co := coordinator.New(worker.New(eng), coordinator.Options{WorkDir: t.TempDir()})
+	co := coordinator.New(worker.New(eng), coordinator.Options{})
 	res := co.Run(ctx, "run-1", "", []*coordinator.Task{task})
 	if res.Status != coordinator.StatusSucceeded {
 		return res, fmt.Errorf("%s", res.Error)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -109,16 +108,12 @@ func (w *Worker) Run(ctx context.Context, a coordinator.Attempt) (coordinator.At
 	if err := json.Unmarshal(a.Plan.Exec, &p); err != nil {
 		return coordinator.AttemptResult{}, connectors.Permanent(fmt.Errorf("decode plan: %w", err))
 	}
-	job := engine.Job{AllThreads: p.Kind == engine.Single}
+	var job engine.Job
 	if a.Stage == 2 {
 		job.Query = p.Final
-		job.AllThreads = true
-		job.Attach = map[string]string{}
-		var parts []string
-		for i, path := range a.Partials {
-			alias := fmt.Sprintf("__liminal_p%d", i)
-			job.Attach[alias] = path
-			parts = append(parts, fmt.Sprintf("SELECT * FROM %s.t", alias))
+		parts := make([]string, len(a.Partials))
+		for i, t := range a.Partials {
+			parts[i] = "SELECT * FROM " + ident(t)
 		}
 		job.Tables = []engine.Table{{Name: engine.PartialsTable, Scan: "(" + strings.Join(parts, " UNION ALL ") + ")"}}
 	} else {
@@ -133,8 +128,10 @@ func (w *Worker) Run(ctx context.Context, a coordinator.Attempt) (coordinator.At
 	}
 	res := coordinator.AttemptResult{}
 	if a.Stage == 1 && a.Plan.Final {
-		res.Partial = filepath.Join(a.WorkDir, fmt.Sprintf("partial-%s-a%d.duckdb", a.Split.ID, a.Number))
-		job.Output.Table = res.Partial
+		// Partial results stay in the engine's memory (DuckDB spills them
+		// if they grow): lossless for every type and no file to sync.
+		res.Partial = w.eng.TableName("partial")
+		job.Output.Memory = res.Partial
 		r, err := w.eng.Execute(ctx, job)
 		if err != nil {
 			return res, classify(err)
@@ -144,6 +141,13 @@ func (w *Worker) Run(ctx context.Context, a coordinator.Attempt) (coordinator.At
 	}
 	return w.runToSink(ctx, a, job)
 }
+
+// Release implements coordinator.Executor: it drops partial results.
+func (w *Worker) Release(ctx context.Context, partials []string) error {
+	return w.eng.DropTables(ctx, partials...)
+}
+
+func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // bind gives the engine one table: the split of the driving source, or
 // the whole of any other (broadcast) source.
