@@ -40,7 +40,7 @@ type Options struct {
 
 // Default bounds for the automatic target size.
 const (
-	MinAutoRows = 100_000
+	MinAutoRows = 1_000_000
 	MaxAutoRows = 8_000_000
 )
 
