@@ -43,6 +43,7 @@ type Engine struct {
 	slots   []*slot
 	planner *slot
 	seq     atomic.Int64
+	planMu  sync.Mutex // the planner connection plans one query at a time
 }
 
 type slot struct {
@@ -140,9 +141,6 @@ type BatchWriter interface {
 type Output struct {
 	// CopyTo is the target of DuckDB's COPY ... TO (path and options).
 	CopyTo string
-	// Table writes the result to a table "t" in a new DuckDB database file
-	// at this path: a lossless intermediate that another process can read.
-	Table string
 	// Memory writes the result to a table of this name in the engine's
 	// in-memory database, visible to every slot: the lossless intermediate
 	// of a local run. DropTables removes it.
@@ -154,9 +152,6 @@ type Output struct {
 // Job is the work of one partition attempt.
 type Job struct {
 	Tables []Table
-	// Attach maps aliases to DuckDB database files opened read-only, e.g.
-	// the partial results a final stage reads.
-	Attach map[string]string
 	Query  string
 	Output Output
 }
@@ -195,12 +190,6 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 	}
 	bg := func(q string) func() {
 		return func() { _, _ = s.conn.ExecContext(context.Background(), q) }
-	}
-	for alias, path := range j.Attach {
-		if err := exec(fmt.Sprintf("ATTACH %s AS %s (READ_ONLY)", quote(path), ident(alias))); err != nil {
-			return res, fmt.Errorf("attach %s: %w", path, err)
-		}
-		cleanup = append(cleanup, bg("DETACH "+ident(alias)))
 	}
 	for _, t := range j.Tables {
 		switch {
@@ -247,28 +236,6 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 			return res, err
 		}
 		if res.Rows, err = r.RowsAffected(); err != nil {
-			return res, err
-		}
-	case o.Table != "":
-		alias := fmt.Sprintf("__liminal_out_%d", e.seq.Add(1))
-		if err := exec(fmt.Sprintf("ATTACH %s AS %s", quote(o.Table), ident(alias))); err != nil {
-			return res, fmt.Errorf("create %s: %w", o.Table, err)
-		}
-		detached := false
-		defer func() {
-			if !detached {
-				bg("DETACH " + ident(alias))()
-			}
-		}()
-		r, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s.t AS %s", ident(alias), j.Query))
-		if err != nil {
-			return res, err
-		}
-		if res.Rows, err = r.RowsAffected(); err != nil {
-			return res, err
-		}
-		detached = true
-		if err := exec("DETACH " + ident(alias)); err != nil {
 			return res, err
 		}
 	case o.Writer != nil:

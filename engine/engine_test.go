@@ -126,22 +126,28 @@ func TestArrowMaterialized(t *testing.T) {
 	mem.AssertSize(t, 0)
 }
 
-func TestCopyAndTableOutputs(t *testing.T) {
+func TestMemoryAndCopyOutputs(t *testing.T) {
 	e := newEngine(t, 2)
 	dir := t.TempDir()
-	part := dir + "/p.duckdb"
-	r, err := e.Execute(context.Background(), Job{Query: "SELECT i, i % 3 AS k FROM range(1000) r(i)", Output: Output{Table: part}})
+	part := e.TableName("partial")
+	r, err := e.Execute(context.Background(), Job{Query: "SELECT i, i % 3 AS k FROM range(1000) r(i)", Output: Output{Memory: part}})
 	if err != nil || r.Rows != 1000 {
-		t.Fatalf("table output: %v %d", err, r.Rows)
+		t.Fatalf("memory output: %v %d", err, r.Rows)
 	}
+	// Another slot reads the partial through the shared instance.
 	r, err = e.Execute(context.Background(), Job{
-		Attach: map[string]string{"p0": part},
-		Tables: []Table{{Name: PartialsTable, Scan: "(SELECT * FROM p0.t)"}},
+		Tables: []Table{{Name: PartialsTable, Scan: ident(part)}},
 		Query:  "SELECT k, sum(i) AS s FROM " + PartialsTable + " GROUP BY k",
 		Output: Output{CopyTo: "'" + dir + "/out.parquet' (FORMAT parquet)"},
 	})
 	if err != nil || r.Rows != 3 {
 		t.Fatalf("copy output: %v %d", err, r.Rows)
+	}
+	if err := e.DropTables(context.Background(), part, "missing"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Execute(context.Background(), Job{Query: "SELECT * FROM " + ident(part), Output: Output{Writer: &collect{}}}); err == nil {
+		t.Fatal("dropped table still there")
 	}
 }
 

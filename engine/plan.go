@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -78,13 +77,11 @@ type SQLError struct{ Msg string }
 
 func (e *SQLError) Error() string { return e.Msg }
 
-var planMu sync.Mutex
-
 // PlanSQL checks query against the tables (syntax, tables, columns, types)
 // and decides how it runs over partitions.
 func (e *Engine) PlanSQL(ctx context.Context, in PlanInput) (*Plan, error) {
-	planMu.Lock()
-	defer planMu.Unlock()
+	e.planMu.Lock()
+	defer e.planMu.Unlock()
 	c := e.planner.conn
 	var cleanup []string
 	defer func() {
