@@ -520,11 +520,28 @@ func (s *Sink) recover() error {
 		if err != nil {
 			return err
 		}
-		if err := json.Unmarshal(b, &j); err != nil {
+		if err := decodeJournal(b, &j); err != nil {
 			return fmt.Errorf("sink %s: corrupt commit journal %s: %w", s.uri, p, err)
 		}
 		if err := j.apply(p); err != nil {
 			return fmt.Errorf("sink %s: finish interrupted commit of run %s: %w", s.uri, j.Run, err)
+		}
+	}
+	return nil
+}
+
+// decodeJournal reads a commit journal; one without a target or with a
+// move that lacks an end is corrupt.
+func decodeJournal(b []byte, j *journal) error {
+	if err := json.Unmarshal(b, j); err != nil {
+		return err
+	}
+	if j.Target == "" {
+		return errors.New("no target")
+	}
+	for _, m := range j.Moves {
+		if m.From == "" || m.To == "" {
+			return errors.New("a move without source or destination")
 		}
 	}
 	return nil
