@@ -85,6 +85,15 @@ func (w *Worker) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.Ta
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", p.Driving, err)
 	}
+	if len(tp.Splits) == 1 && p.Kind != engine.Single {
+		// One partition sees the whole input: the query runs as written,
+		// straight into the sink, without partial and final stages.
+		p.Kind, p.Reason, p.Partial, p.Final = engine.Local, "", t.Query, ""
+		if tp.Exec, err = json.Marshal(p); err != nil {
+			return nil, err
+		}
+		tp.Kind, tp.Reason, tp.Final = string(p.Kind), "", false
+	}
 	return tp, nil
 }
 
