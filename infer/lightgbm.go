@@ -580,6 +580,9 @@ func (m *lgbModel) Features() []string { return m.features }
 // Outputs returns the number of values per row.
 func (m *lgbModel) Outputs() int { return m.nOut }
 
+// MarginOutputs implements Trees: one raw score per output.
+func (m *lgbModel) MarginOutputs() int { return m.Outputs() }
+
 // Margin computes raw scores (sum of leaf values per output).
 func (m *lgbModel) Margin(x []float32, n int, out []float64) error {
 	if err := m.check(x, n, out); err != nil {

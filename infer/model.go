@@ -25,8 +25,13 @@ type Trees interface {
 	// NaN means missing) into out (n*Outputs() values), after the model's
 	// objective transform (probabilities for logistic/softmax objectives).
 	Predict(x []float32, n int, out []float64) error
-	// Margin is Predict without the objective transform (raw scores).
+	// Margin is Predict without the objective transform (raw scores),
+	// n*MarginOutputs() values.
 	Margin(x []float32, n int, out []float64) error
+	// MarginOutputs is the number of raw scores per row: Outputs(), except
+	// for objectives that turn several scores into one value (multi:softmax
+	// predicts a class index from one score per class).
+	MarginOutputs() int
 }
 
 func corruptf(format string, args ...any) error {
