@@ -1,0 +1,12 @@
+package infer
+
+import (
+	"testing"
+
+	"github.com/liminal-data/liminal/internal/depcheck"
+)
+
+// TestDeps keeps infer a leaf: no engine, connectors, coordinator, spec.
+func TestDeps(t *testing.T) {
+	depcheck.Forbid(t, "engine", "connectors", "coordinator", "spec", "partition", "cmd")
+}
