@@ -331,7 +331,8 @@ func (m *lgbModel) setObjective(obj string, numClass, perIter int) error {
 	return nil
 }
 
-func lgbInts(kv map[string]string, tree int, key string, n int) ([]int, error) {
+// lgbNumbers parses key's n space-separated numbers of one tree.
+func lgbNumbers[T any](kv map[string]string, tree int, key string, n int, parse func(string) (T, error)) ([]T, error) {
 	v, ok := kv[key]
 	if !ok {
 		return nil, corruptf("lightgbm: tree %d: no %s", tree, key)
@@ -340,35 +341,23 @@ func lgbInts(kv map[string]string, tree int, key string, n int) ([]int, error) {
 	if len(f) != n {
 		return nil, corruptf("lightgbm: tree %d: %s has %d values, want %d", tree, key, len(f), n)
 	}
-	out := make([]int, n)
+	out := make([]T, n)
 	for i, s := range f {
-		x, err := strconv.Atoi(s)
-		if err != nil {
-			return nil, corruptf("lightgbm: tree %d: %s[%d]=%.40q: not an integer", tree, key, i, s)
-		}
-		out[i] = x
-	}
-	return out, nil
-}
-
-func lgbFloats(kv map[string]string, tree int, key string, n int) ([]float64, error) {
-	v, ok := kv[key]
-	if !ok {
-		return nil, corruptf("lightgbm: tree %d: no %s", tree, key)
-	}
-	f := strings.Fields(v)
-	if len(f) != n {
-		return nil, corruptf("lightgbm: tree %d: %s has %d values, want %d", tree, key, len(f), n)
-	}
-	out := make([]float64, n)
-	for i, s := range f {
-		x, err := strconv.ParseFloat(s, 64)
+		x, err := parse(s)
 		if err != nil {
 			return nil, corruptf("lightgbm: tree %d: %s[%d]=%.40q: not a number", tree, key, i, s)
 		}
 		out[i] = x
 	}
 	return out, nil
+}
+
+func lgbInts(kv map[string]string, tree int, key string, n int) ([]int, error) {
+	return lgbNumbers(kv, tree, key, n, strconv.Atoi)
+}
+
+func lgbFloats(kv map[string]string, tree int, key string, n int) ([]float64, error) {
+	return lgbNumbers(kv, tree, key, n, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 }
 
 // addTree validates one Tree= block and appends it to the flat arrays.

@@ -1,7 +1,6 @@
 package infer
 
 import (
-	"bufio"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -19,43 +18,6 @@ var lgbFixtures = []string{
 	"zero_missing", "no_missing", "categorical",
 }
 
-// lgbReadCSV reads a CSV of numbers with a header line.
-func lgbReadCSV(t testing.TB, path string) (header []string, rows [][]float64) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	first := true
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		parts := strings.Split(line, ",")
-		if first {
-			header, first = parts, false
-			continue
-		}
-		row := make([]float64, len(parts))
-		for i, p := range parts {
-			v, err := strconv.ParseFloat(p, 64)
-			if err != nil {
-				t.Fatalf("%s: %q: %v", path, p, err)
-			}
-			row[i] = v
-		}
-		rows = append(rows, row)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return header, rows
-}
-
 type lgbFixture struct {
 	model    Trees
 	x        []float32
@@ -71,8 +33,8 @@ func lgbLoadFixture(t testing.TB, name string) lgbFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdr, in := lgbReadCSV(t, filepath.Join(lgbTestdata, name+".input.csv"))
-	_, exp := lgbReadCSV(t, filepath.Join(lgbTestdata, name+".expected.csv"))
+	hdr, in := readFixtureCSV(t, filepath.Join(lgbTestdata, name+".input.csv"), 64)
+	_, exp := readFixtureCSV(t, filepath.Join(lgbTestdata, name+".expected.csv"), 64)
 	if len(in) != len(exp) {
 		t.Fatalf("%s: %d input rows, %d expected rows", name, len(in), len(exp))
 	}

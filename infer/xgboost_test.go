@@ -1,7 +1,6 @@
 package infer
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,39 +29,6 @@ type xgbFixture struct {
 	features []string
 }
 
-// xgbReadCSV reads a fixture CSV; bits is 32 for inputs (float32
-// decimals) and 64 for expected outputs.
-func xgbReadCSV(t testing.TB, path string, bits int) (header []string, rows [][]float64) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ",")
-		if header == nil {
-			header = fields
-			continue
-		}
-		row := make([]float64, len(fields))
-		for i, s := range fields {
-			v, err := strconv.ParseFloat(s, bits)
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			row[i] = v
-		}
-		rows = append(rows, row)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return header, rows
-}
-
 func xgbFixtures(t testing.TB) []xgbFixture {
 	t.Helper()
 	paths, err := filepath.Glob("testdata/xgboost/*.model.json")
@@ -77,7 +43,7 @@ func xgbFixtures(t testing.TB) []xgbFixture {
 			t.Fatal(err)
 		}
 		prefix := strings.TrimSuffix(p, ".model.json")
-		hdr, rows := xgbReadCSV(t, prefix+".input.csv", 32)
+		hdr, rows := readFixtureCSV(t, prefix+".input.csv", 32)
 		fx.nf, fx.n = len(hdr), len(rows)
 		fx.features = hdr
 		for _, r := range rows {
@@ -85,7 +51,7 @@ func xgbFixtures(t testing.TB) []xgbFixture {
 				fx.x = append(fx.x, float32(v))
 			}
 		}
-		hdr, rows = xgbReadCSV(t, prefix+".expected.csv", 64)
+		hdr, rows = readFixtureCSV(t, prefix+".expected.csv", 64)
 		for _, h := range hdr {
 			if strings.HasPrefix(h, "p") {
 				fx.npred++
