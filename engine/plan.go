@@ -404,7 +404,6 @@ type modifiers struct {
 	distinct *map[string]any
 	order    map[string]any
 	limit    map[string]any
-	other    bool
 }
 
 func parseModifiers(node map[string]any) (m modifiers, why string) {
@@ -922,7 +921,6 @@ func (pl *planner) validate(p *Plan) error {
 		if len(got) != len(pl.cols) {
 			return fmt.Errorf("final has %d columns, want %d", len(got), len(pl.cols))
 		}
-		var casts []string
 		same := true
 		for i, c := range got {
 			if c.Name != pl.cols[i].Name {
@@ -930,9 +928,6 @@ func (pl *planner) validate(p *Plan) error {
 			}
 			if c.Type != pl.cols[i].Type {
 				same = false
-				casts = append(casts, fmt.Sprintf("CAST(%s AS %s) AS %s", ident(c.Name), pl.cols[i].Type, ident(c.Name)))
-			} else {
-				casts = append(casts, ident(c.Name))
 			}
 		}
 		if same {

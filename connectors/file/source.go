@@ -354,14 +354,13 @@ func (s *Source) loadCSV(ctx context.Context, paths []string, opts map[string]st
 		if err != nil {
 			return err
 		}
-		rows, width, hdr, err := csvStats(p, delim, header)
+		rows, hdr, err := csvStats(p, delim, header)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		if header && strings.Join(hdr, "\x00") != strings.Join(names, "\x00") {
 			return fmt.Errorf("header of %s %q differs from %s %q", p, hdr, paths[0], names)
 		}
-		_ = width
 		s.files = append(s.files, partition.File{Path: p, Size: st.Size(), Rows: rows})
 	}
 	return nil
@@ -369,15 +368,15 @@ func (s *Source) loadCSV(ctx context.Context, paths []string, opts map[string]st
 
 // csvStats reads the header and estimates the row count from the average
 // line length of the first 1 MiB, without reading the whole file.
-func csvStats(p, delim string, header bool) (rows int64, width int, hdr []string, err error) {
+func csvStats(p, delim string, header bool) (rows int64, hdr []string, err error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return 0, 0, nil, err
+		return 0, nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, nil, err
+		return 0, nil, err
 	}
 	br := bufio.NewReaderSize(f, 1<<20)
 	if header {
@@ -398,7 +397,7 @@ func csvStats(p, delim string, header bool) (rows int64, width int, hdr []string
 	} else {
 		rows = int64(float64(st.Size()) * float64(lines) / float64(len(buf)))
 	}
-	return rows, len(hdr), hdr, nil
+	return rows, hdr, nil
 }
 
 func firstLine(br *bufio.Reader) string {
