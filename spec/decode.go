@@ -246,6 +246,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+		d.budget++ // the pointer is not a node of its own
 	case reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case reflect.Map:

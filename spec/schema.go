@@ -86,6 +86,27 @@ var schemaComments = map[string]string{
 	"Task.Sources":            "Names of the sources the query reads; empty means all sources.",
 	"Task.Sink":               "Name of the sink the result is written to.",
 	"Task.Partition":          "How the planner splits the task into parallel work.",
+	"Task.Input":              "batch_inference: the source or earlier sql task whose rows are scored.",
+	"Task.Model":              "batch_inference: the model that scores the input.",
+	"Task.Output":             "batch_inference: which columns the result has.",
+	"Model":                   "A model file and how its inputs bind to columns.",
+	"Model.Format":            "Model format; empty detects it from the file.",
+	"Model.Path":              "Model file or MLflow model directory, relative to the spec file.",
+	"Model.Features":          "Input columns feeding the model's inputs in model order; empty binds by the names stored in the model.",
+	"Model.Runtime":           "Path of libonnxruntime (onnx models); default LIMINAL_ONNXRUNTIME_LIB or the search path.",
+	"Model.Command":           "Program and arguments of a command model: Arrow IPC batches on stdin, scored batches on stdout.",
+	"Model.Env":               "Environment variables added for a command model.",
+	"Model.Timeout":           "Longest time one batch of a command model may take, such as 30s or 10m; default 10m.",
+	"Model.Inputs":            "Columns a command model receives; empty means all.",
+	"Model.Outputs":           "Output columns of a command model, in order.",
+	"Model.Threads":           "Threads one model call may use (onnx); 0 means one.",
+	"ModelOutput":             "One output column of a command model.",
+	"ModelOutput.Name":        "Column name.",
+	"ModelOutput.Type":        "Column type.",
+	"Output":                  "Columns of a batch_inference result.",
+	"Output.Columns":          "Input columns passed through next to the predictions; empty passes all.",
+	"Output.Prediction":       "Name of the prediction column; default prediction.",
+	"Output.Probabilities":    "Names of the per-class probability columns of a multi-class model; default probability_0, probability_1, ...",
 	"Partition":               "How the planner splits a task into parallel work.",
 	"Partition.Source":        "The input that is split, one of the task's sources; empty lets the planner pick the largest.",
 	"Partition.By":            "Split strategy; empty means auto.",
@@ -164,6 +185,8 @@ func refineSchema(s *jsonschema.Schema) error {
 	enum("Partition", "by", partitionBys, true)
 	enum("Task", "type", taskTypes, false)
 	enum("Service", "type", serviceTypes, false)
+	enum("Model", "format", modelFormats, true)
+	enum("ModelOutput", "type", outputTypes, false)
 
 	// Numbers and lists.
 	prop("Sink", "row_group_size").Minimum = zero

@@ -88,12 +88,13 @@ type Pipeline struct {
 	Tasks []Task `yaml:"tasks"`
 }
 
-// Task is one step of a pipeline. The only type this build runs is "sql": a
-// query over the task's sources whose result is written to its sink.
+// Task is one step of a pipeline: "sql" (a query over the task's sources
+// whose result is written to its sink) or "batch_inference" (a model that
+// scores the rows of its input, a source or an earlier sql task).
 type Task struct {
 	// Task is the name; required and unique within the pipeline.
 	Task string `yaml:"task"`
-	// Type is the kind of task; "sql" is the only supported type.
+	// Type is the kind of task: "sql" or "batch_inference".
 	Type string `yaml:"type"`
 	// SQL is the query text. Exactly one of SQL and SQLFile is set.
 	SQL string `yaml:"sql,omitempty"`
@@ -106,6 +107,65 @@ type Task struct {
 	Sink string `yaml:"sink"`
 	// Partition tells the planner how to split the work.
 	Partition Partition `yaml:"partition,omitempty"`
+	// Input is what a batch_inference task scores: the name of a source,
+	// or of an earlier sql task of the same pipeline (the two then run in
+	// one pass over each partition, with no intermediate files).
+	Input string `yaml:"input,omitempty"`
+	// Model is the model a batch_inference task scores with.
+	Model *Model `yaml:"model,omitempty"`
+	// Output shapes a batch_inference task's result.
+	Output *Output `yaml:"output,omitempty"`
+}
+
+// Model describes a model file and how its inputs bind to columns.
+type Model struct {
+	// Format is xgboost, lightgbm, onnx, linear, mlflow or command; empty
+	// means detect it from the file.
+	Format string `yaml:"format,omitempty"`
+	// Path is the model file or MLflow model directory, relative to the
+	// spec's directory.
+	Path string `yaml:"path,omitempty"`
+	// Features names the input columns feeding the model's inputs, in the
+	// model's order; empty binds by the feature names stored in the model.
+	Features []string `yaml:"features,omitempty"`
+	// Runtime is the path of libonnxruntime for onnx models (default:
+	// LIMINAL_ONNXRUNTIME_LIB, then the documented search path).
+	Runtime string `yaml:"runtime,omitempty"`
+	// Command is the program (and its arguments) of a command model; it
+	// reads Arrow IPC batches on stdin and writes scored batches to stdout.
+	Command []string `yaml:"command,omitempty"`
+	// Env adds environment variables for a command model.
+	Env map[string]string `yaml:"env,omitempty"`
+	// Timeout bounds one batch of a command model ("30s", "10m"); default
+	// 10m.
+	Timeout string `yaml:"timeout,omitempty"`
+	// Inputs are the columns a command model receives; empty means all.
+	Inputs []string `yaml:"inputs,omitempty"`
+	// Outputs declare a command model's output columns and types, in order.
+	Outputs []ModelOutput `yaml:"outputs,omitempty"`
+	// Threads is the number of threads one model call may use (onnx); 0
+	// means one per worker slot.
+	Threads int `yaml:"threads,omitempty"`
+}
+
+// ModelOutput is one declared output column of a command model.
+type ModelOutput struct {
+	// Name is the column name.
+	Name string `yaml:"name"`
+	// Type is double, float, bigint, integer, boolean or varchar.
+	Type string `yaml:"type"`
+}
+
+// Output shapes the result of a batch_inference task.
+type Output struct {
+	// Columns are the input columns passed through next to the
+	// predictions; empty passes every input column through.
+	Columns []string `yaml:"columns,omitempty"`
+	// Prediction names the prediction column (default "prediction").
+	Prediction string `yaml:"prediction,omitempty"`
+	// Probabilities names the per-class probability columns of a
+	// multi-class model, one per class (default probability_0, ...).
+	Probabilities []string `yaml:"probabilities,omitempty"`
 }
 
 // Partition tells the planner how to split a task into parallel work.
@@ -126,16 +186,14 @@ type Partition struct {
 	MaxPartitions int `yaml:"max_partitions,omitempty"`
 }
 
-// Service is a named long-running endpoint. This build runs no services; it
-// accepts the known type names so that specs written for later versions
-// still validate.
+// Service is a named long-running endpoint, run by "liminal serve".
 type Service struct {
 	// Service is the name; required and unique within the spec.
 	Service string `yaml:"service"`
 	// Type is the kind of service; "http_inference" is the only known type.
 	Type string `yaml:"type"`
 	// Model describes the model the service serves.
-	Model map[string]string `yaml:"model,omitempty"`
+	Model *Model `yaml:"model,omitempty"`
 	// Listen is the host:port address to listen on.
 	Listen string `yaml:"listen,omitempty"`
 }

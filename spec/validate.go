@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -35,7 +36,9 @@ var (
 	modes          = []string{"append", "overwrite", "error"}
 	compressions   = []string{"snappy", "zstd", "gzip", "lz4", "uncompressed"}
 	partitionBys   = []string{"auto", "files", "row_groups", "none"}
-	taskTypes      = []string{"sql"}
+	taskTypes      = []string{"sql", "batch_inference"}
+	modelFormats   = []string{"xgboost", "lightgbm", "onnx", "linear", "mlflow", "command"}
+	outputTypes    = []string{"double", "float", "bigint", "integer", "boolean", "varchar"}
 	serviceTypes   = []string{"http_inference"}
 	scheduleMacros = []string{"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 	cronFieldNames = []string{"minute", "hour", "day-of-month", "month", "day-of-week"}
@@ -220,12 +223,22 @@ func (v *validator) pipeline(path string, p Pipeline, seen map[string]string) {
 		}
 	}
 	tasks := map[string]string{}
+	types := map[string]string{}
+	chained := map[string]bool{}
+	for _, t := range p.Tasks {
+		if t.Type == "batch_inference" && t.Input != "" {
+			chained[t.Input] = true
+		}
+	}
 	for i, t := range p.Tasks {
-		v.task(indexPath(tasksPath, i), t, tasks)
+		v.task(indexPath(tasksPath, i), t, tasks, types, chained[t.Task])
+		if t.Task != "" {
+			types[t.Task] = t.Type
+		}
 	}
 }
 
-func (v *validator) task(path string, t Task, seen map[string]string) {
+func (v *validator) task(path string, t Task, seen, earlier map[string]string, chained bool) {
 	s := v.s
 	if v.required(path, "task", t.Task) {
 		v.name(joinPath(path, "task"), "task", t.Task, namePattern, seen)
@@ -236,6 +249,15 @@ func (v *validator) task(path string, t Task, seen map[string]string) {
 	}
 	if t.Type == "" {
 		isSQL = true // most likely an sql task with the type left out
+	}
+	if t.Type == "batch_inference" {
+		v.inference(path, t, earlier)
+		return
+	}
+	for _, f := range []string{"input", "model", "output"} {
+		if s.has(joinPath(path, f)) {
+			v.errorf(joinPath(path, f), "%s applies only to batch_inference tasks", f)
+		}
 	}
 
 	sqlPath, filePath := joinPath(path, "sql"), joinPath(path, "sql_file")
@@ -272,7 +294,7 @@ func (v *validator) task(path string, t Task, seen map[string]string) {
 		listed[name] = true
 	}
 
-	if isSQL {
+	if isSQL && !chained {
 		v.required(path, "sink", t.Sink)
 	}
 	if t.Sink != "" && !v.bad["sinks"] {
@@ -280,6 +302,97 @@ func (v *validator) task(path string, t Task, seen map[string]string) {
 	}
 
 	v.partition(joinPath(path, "partition"), t, checkSources)
+}
+
+// inference checks a batch_inference task: its input is a source or an
+// earlier sql task, it has a model and a sink, and no SQL of its own.
+func (v *validator) inference(path string, t Task, earlier map[string]string) {
+	s := v.s
+	for _, f := range []string{"sql", "sql_file", "sources"} {
+		if s.has(joinPath(path, f)) {
+			v.errorf(joinPath(path, f), "a batch_inference task reads its input, not %s (score the result of an sql task by naming it as input)", f)
+		}
+	}
+	inPath := joinPath(path, "input")
+	if v.required(path, "input", t.Input) && !v.bad["sources"] {
+		typ, isTask := earlier[t.Input]
+		_, isSource := s.Sources[t.Input]
+		switch {
+		case isTask && typ != "sql" && typ != "":
+			v.errorf(inPath, "input %q is a %s task; only sources and sql tasks can be scored", t.Input, typ)
+		case isTask || isSource:
+		default:
+			names := append(sortedKeys(s.Sources), sortedKeys(earlier)...)
+			v.errorf(inPath, "unknown input %q: not a source nor an earlier task (known: %s)%s", t.Input, listNames(names), didYouMean(suggest(t.Input, names)))
+		}
+	}
+	if v.required(path, "sink", t.Sink) && !v.bad["sinks"] {
+		known(v, joinPath(path, "sink"), "sink", t.Sink, s.Sinks)
+	}
+	if t.Model == nil {
+		if !v.bad[joinPath(path, "model")] {
+			v.errorf(path, "missing required field %q", "model")
+		}
+	} else {
+		v.model(joinPath(path, "model"), *t.Model)
+	}
+	if o := t.Output; o != nil {
+		seen := map[string]bool{}
+		for i, c := range o.Columns {
+			p := indexPath(joinPath(path, "output.columns"), i)
+			switch {
+			case strings.TrimSpace(c) == "":
+				v.errorf(p, "must not be empty")
+			case seen[c]:
+				v.errorf(p, "duplicate column %q", c)
+			}
+			seen[c] = true
+		}
+		for i, c := range o.Probabilities {
+			p := indexPath(joinPath(path, "output.probabilities"), i)
+			if strings.TrimSpace(c) == "" {
+				v.errorf(p, "must not be empty")
+			}
+		}
+	}
+	v.partition(joinPath(path, "partition"), Task{Partition: t.Partition}, false)
+}
+
+// model checks a model block: a known format, a file that exists, a
+// command for command models, valid timeouts and output types.
+func (v *validator) model(path string, m Model) {
+	v.enum(joinPath(path, "format"), "model format", m.Format, modelFormats)
+	if m.Format == "command" {
+		if len(m.Command) == 0 {
+			v.errorf(path, "a command model needs command: [program, args...]")
+		}
+	} else if v.required(path, "path", m.Path) {
+		if _, err := os.Stat(v.s.resolve(m.Path)); err != nil {
+			v.errorf(joinPath(path, "path"), "model file %s: %s", v.s.resolve(m.Path), errText(err))
+		}
+	}
+	if m.Timeout != "" {
+		if d, err := time.ParseDuration(m.Timeout); err != nil || d <= 0 {
+			v.errorf(joinPath(path, "timeout"), "invalid duration %q (examples: 30s, 10m)", m.Timeout)
+		}
+	}
+	for i, o := range m.Outputs {
+		p := indexPath(joinPath(path, "outputs"), i)
+		if strings.TrimSpace(o.Name) == "" {
+			v.errorf(p, "missing required field %q", "name")
+		}
+		v.enum(joinPath(p, "type"), "output type", o.Type, outputTypes)
+	}
+	v.nonNegative(joinPath(path, "threads"), int64(m.Threads))
+}
+
+// errText is an os error without the path it repeats.
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 func (v *validator) partition(path string, t Task, checkSources bool) {
@@ -305,6 +418,9 @@ func (v *validator) service(path string, svc Service, seen map[string]string) {
 	}
 	if v.required(path, "type", svc.Type) && !slices.Contains(serviceTypes, svc.Type) {
 		v.errorf(joinPath(path, "type"), "unknown service type %q (known: %s)", svc.Type, strings.Join(serviceTypes, ", "))
+	}
+	if svc.Model != nil { // required by liminal serve, not by validation
+		v.model(joinPath(path, "model"), *svc.Model)
 	}
 	if svc.Listen != "" {
 		if msg := checkListen(svc.Listen); msg != "" {
@@ -396,4 +512,11 @@ func checkListen(addr string) string {
 		return fmt.Sprintf("invalid listen address %q: port must be a number from 0 to 65535", addr)
 	}
 	return ""
+}
+
+func didYouMean(s string) string {
+	if s == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", s)
 }
