@@ -57,7 +57,8 @@ type Config struct {
 	// Timeout bounds one Predict call of a command model (0: 10 minutes).
 	Timeout time.Duration `json:"timeout,omitempty"`
 	// Outputs declares a command model's output columns (name -> Arrow
-	// type name: double, float, int64, int32, bool, string), in order.
+	// SQL type name: double, float, bigint, integer, boolean, varchar), in
+	// order.
 	Outputs []OutputField `json:"outputs,omitempty"`
 	// Inputs declares a command model's input columns; empty means every
 	// column of the input passes to the program.

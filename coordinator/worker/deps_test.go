@@ -7,5 +7,5 @@ import (
 )
 
 func TestDeps(t *testing.T) {
-	depcheck.Forbid(t, "cmd", "infer")
+	depcheck.Forbid(t, "cmd")
 }
