@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -52,28 +53,68 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 		return src
 	}
 	var tasks []*Task
+	chained := map[string]bool{}
+	byName := map[string]int{}
+	for ti, st := range p.Tasks {
+		byName[st.Task] = ti
+		if st.Type == "batch_inference" {
+			chained[st.Input] = true
+		}
+	}
 	for ti, st := range p.Tasks {
 		path := fmt.Sprintf("pipelines[%d].tasks[%d]", pi, ti)
-		if st.Type != "sql" {
+		var t *Task
+		switch st.Type {
+		case "sql":
+			if st.Sink == "" && chained[st.Task] {
+				continue // runs as part of the batch_inference task that scores it
+			}
+			var err error
+			if t, err = sqlTask(s, path, st); err != nil {
+				errs = append(errs, s.Errorf(path+".sql_file", "%v", err))
+				continue
+			}
+		case "batch_inference":
+			t = &Task{Name: st.Task, Sources: map[string]connectors.Source{}, Score: &Score{Dir: s.Dir, Origin: origin(s.Errorf(path+".model", ""))}}
+			if st.Model != nil {
+				t.Score.Model = *st.Model
+			}
+			if st.Output != nil {
+				t.Score.Output = *st.Output
+			}
+			ui, isTask := byName[st.Input]
+			if isTask && ui < ti && p.Tasks[ui].Type == "sql" {
+				up, err := sqlTask(s, fmt.Sprintf("pipelines[%d].tasks[%d]", pi, ui), p.Tasks[ui])
+				if err != nil {
+					errs = append(errs, s.Errorf(fmt.Sprintf("pipelines[%d].tasks[%d].sql_file", pi, ui), "%v", err))
+					continue
+				}
+				t.Query, t.Driving, t.Origin = up.Query, up.Driving, up.Origin
+				if st.Partition == (spec.Partition{}) {
+					st.Partition = p.Tasks[ui].Partition
+				}
+				st.Sources = p.Tasks[ui].Sources
+				if len(st.Sources) == 0 {
+					st.Sources = sortedSourceNames(s)
+				}
+			} else if _, ok := s.Sources[st.Input]; ok {
+				t.Query = "SELECT * FROM " + quoteIdent(st.Input)
+				st.Sources = []string{st.Input}
+				t.Origin = origin(s.Errorf(path+".input", ""))
+			} else {
+				errs = append(errs, s.Errorf(path+".input", "unknown input %q", st.Input))
+				continue
+			}
+			if st.Partition.Source != "" {
+				t.Driving = st.Partition.Source
+			}
+		default:
 			errs = append(errs, s.Errorf(path+".type", "task type %q is not supported by this build", st.Type))
 			continue
 		}
-		q, err := st.Query(s)
-		if err != nil {
-			errs = append(errs, s.Errorf(path+".sql_file", "%v", err))
-			continue
-		}
-		t := &Task{Name: st.Task, Query: q, Sources: map[string]connectors.Source{}, Driving: st.Partition.Source}
-		sqlPath := path + ".sql"
-		if st.SQLFile != "" {
-			sqlPath = path + ".sql_file"
-		}
-		t.Origin = origin(s.Errorf(sqlPath, ""))
 		names := st.Sources
 		if len(names) == 0 {
-			for n := range s.Sources {
-				names = append(names, n)
-			}
+			names = sortedSourceNames(s)
 		}
 		for _, n := range names {
 			if src := openSource(n); src != nil {
@@ -120,6 +161,33 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 	}
 	return tasks, nil
 }
+
+// sqlTask resolves the query of an sql task.
+func sqlTask(s *spec.Spec, path string, st spec.Task) (*Task, error) {
+	q, err := st.Query(s)
+	if err != nil {
+		return nil, err
+	}
+	t := &Task{Name: st.Task, Query: q, Sources: map[string]connectors.Source{}, Driving: st.Partition.Source}
+	sqlPath := path + ".sql"
+	if st.SQLFile != "" {
+		sqlPath = path + ".sql_file"
+	}
+	t.Origin = origin(s.Errorf(sqlPath, ""))
+	return t, nil
+}
+
+func sortedSourceNames(s *spec.Spec) []string {
+	names := make([]string, 0, len(s.Sources))
+	for n := range s.Sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// quoteIdent quotes a SQL identifier.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 func secret(env string) string {
 	if env == "" {

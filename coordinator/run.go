@@ -111,10 +111,7 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 	}()
 	plan, err := c.exec.Plan(ctx, t)
 	if err != nil {
-		if t.Origin != "" {
-			err = &OriginError{Origin: t.Origin, Err: err}
-		}
-		return tr, err
+		return tr, WithOrigin(t.Origin, err)
 	}
 	tr.Plan = plan.Kind
 	tr.Partitions = len(plan.Splits)
@@ -276,4 +273,14 @@ type OriginError struct {
 }
 
 func (e *OriginError) Error() string { return e.Origin + ": " + e.Err.Error() }
+
+// WithOrigin places err at origin, unless origin is empty or err is
+// already placed (at a more precise location).
+func WithOrigin(origin string, err error) error {
+	var oe *OriginError
+	if origin == "" || err == nil || errors.As(err, &oe) {
+		return err
+	}
+	return &OriginError{Origin: origin, Err: err}
+}
 func (e *OriginError) Unwrap() error { return e.Err }

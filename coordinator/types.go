@@ -7,6 +7,7 @@ import (
 
 	"github.com/liminal-data/liminal/connectors"
 	"github.com/liminal-data/liminal/partition"
+	"github.com/liminal-data/liminal/spec"
 )
 
 // Task is one resolved SQL task: its query, the sources it reads by table
@@ -22,6 +23,19 @@ type Task struct {
 	Driving string
 	// Origin locates the task for error messages, e.g. "etl.yml:12"; "" for
 	// ad-hoc runs.
+	Origin string
+	// Score, when set, scores the query's rows with a model before they
+	// are written (a batch_inference task).
+	Score *Score
+}
+
+// Score is the model step of a batch_inference task.
+type Score struct {
+	Model spec.Model
+	// Dir resolves the model's relative paths (the spec's directory).
+	Dir    string
+	Output spec.Output
+	// Origin locates the model block for error messages.
 	Origin string
 }
 

@@ -149,10 +149,21 @@ type Output struct {
 	Writer BatchWriter
 }
 
+// Scorer transforms a job's result in Go before it reaches the output:
+// batch inference. Score returns a stream over the transformed batches of
+// in, and takes ownership of in (it releases in when its own stream is
+// released). The engine drains and releases the returned reader.
+type Scorer interface {
+	Score(ctx context.Context, in array.RecordReader) (array.RecordReader, error)
+}
+
 // Job is the work of one partition attempt.
 type Job struct {
 	Tables []Table
 	Query  string
+	// Score, when set, passes the query's result through Go code before
+	// it is written to Output.
+	Score  Scorer
 	Output Output
 }
 
@@ -222,6 +233,32 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 			}
 			cleanup = append(cleanup, bg("DROP VIEW IF EXISTS "+ident(t.Name)))
 		}
+	}
+	if j.Score != nil {
+		in, err := queryReader(ctx, s.conn, j.Query)
+		if err != nil {
+			return res, err
+		}
+		out, err := j.Score.Score(ctx, in)
+		if err != nil {
+			return res, err
+		}
+		name := fmt.Sprintf("__liminal_scored_%d_%d", s.id+1, e.seq.Add(1))
+		r := &stream{RecordReader: out}
+		release, err := registerView(ctx, s.conn, r, name)
+		if err != nil {
+			r.close()
+			return res, fmt.Errorf("register scored stream: %w", err)
+		}
+		cleanup = append(cleanup, r.close, release, bg("DROP VIEW IF EXISTS "+ident(name)))
+		// The scorer's errors surface through the stream; DuckDB reports
+		// them as its own, so keep the original.
+		defer func() {
+			if serr := out.Err(); serr != nil && err != nil {
+				err = serr
+			}
+		}()
+		j.Query = "SELECT * FROM " + ident(name)
 	}
 	switch o := j.Output; {
 	case o.CopyTo != "":
@@ -293,6 +330,18 @@ func registerView(ctx context.Context, conn *sql.Conn, r array.RecordReader, nam
 		return nil, err
 	}
 	return release, nil
+}
+
+// queryReader runs q and returns its result as a reader (materialized by
+// go-duckdb v1.8.5 before it returns).
+func queryReader(ctx context.Context, conn *sql.Conn, q string) (array.RecordReader, error) {
+	var rr array.RecordReader
+	err := withArrow(ctx, conn, func(a *duckdb.Arrow) error {
+		var err error
+		rr, err = a.QueryContext(ctx, q)
+		return err
+	})
+	return rr, err
 }
 
 // queryArrow runs q and hands each result batch to w. go-duckdb v1.8.5

@@ -46,6 +46,8 @@ type Plan struct {
 	Final   string   `json:"final,omitempty"`   // over PartialsTable; "" for none
 	Reason  string   `json:"reason,omitempty"`  // why the plan is not Local
 	Columns []Column `json:"columns"`
+	// Schema is the query's result as Arrow sees it (PlanInput.Arrow).
+	Schema *arrow.Schema `json:"-"`
 }
 
 // PlanInput is what the planner needs to know about a query.
@@ -62,6 +64,9 @@ type PlanInput struct {
 	// single-file sink): a Local plan then gets the final stage
 	// "SELECT * FROM PartialsTable".
 	Gather bool
+	// Arrow asks for the result's Arrow schema in Plan.Schema (what Go
+	// code scoring the result will see).
+	Arrow bool
 }
 
 // PlanTable binds a table name for planning.
@@ -123,6 +128,14 @@ func (e *Engine) PlanSQL(ctx context.Context, in PlanInput) (*Plan, error) {
 	pl := &planner{ctx: ctx, c: c, cols: cols, aggs: aggregateNames}
 	node := obj(stmts[0])["node"]
 	p := &Plan{Kind: Single, Partial: in.Query, Columns: cols}
+	if in.Arrow {
+		rr, err := queryReader(ctx, c, "SELECT * FROM ("+in.Query+") LIMIT 0")
+		if err != nil {
+			return nil, &SQLError{Msg: cleanDuckErr(err)}
+		}
+		p.Schema = rr.Schema()
+		rr.Release()
+	}
 	refs := map[string]int{}
 	countTables(node, refs)
 	driving := strings.ToLower(in.Driving)

@@ -145,7 +145,9 @@ func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline st
 	defer eng.Close()
 	progress := coordinator.NewProgress(g.stderr, tty, log, 5*time.Second)
 	defer progress.Stop()
-	co := coordinator.New(worker.New(eng), coordinator.Options{MaxAttempts: f.maxAttempts, Logger: log, Progress: progress})
+	wk := worker.New(eng)
+	defer wk.Close()
+	co := coordinator.New(wk, coordinator.Options{MaxAttempts: f.maxAttempts, Logger: log, Progress: progress})
 	res := co.Run(ctx, f.runID, pipeline, tasks)
 	progress.Stop()
 	if specPath != "" {
@@ -243,12 +245,13 @@ func planTasks(ctx context.Context, f runFlags, s *spec.Spec, p *spec.Pipeline, 
 	}
 	defer eng.Close()
 	w := worker.New(eng)
+	defer w.Close()
 	var out []taskPlan
 	var errs []error
 	for _, t := range tasks {
 		tp, err := w.Plan(ctx, t)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", t.Origin, err))
+			errs = append(errs, coordinator.WithOrigin(t.Origin, err))
 			continue
 		}
 		tp.Exec = nil

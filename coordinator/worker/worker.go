@@ -16,13 +16,17 @@ import (
 
 // Worker implements coordinator.Executor on an engine.
 type Worker struct {
-	eng *engine.Engine
+	eng    *engine.Engine
+	models models
 }
 
 var _ coordinator.Executor = (*Worker)(nil)
 
 // New returns a worker over eng; the caller closes eng.
 func New(eng *engine.Engine) *Worker { return &Worker{eng: eng} }
+
+// Close closes the models the worker loaded. Idempotent.
+func (w *Worker) Close() error { return w.models.close() }
 
 // Slots implements coordinator.Executor.
 func (w *Worker) Slots() int { return w.eng.Slots() }
@@ -31,7 +35,7 @@ func (w *Worker) Slots() int { return w.eng.Slots() }
 // the engine check and plan the query, and splits the driving source.
 func (w *Worker) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.TaskPlan, error) {
 	in := engine.PlanInput{Query: t.Query, Driving: t.Driving, Sizes: map[string]int64{},
-		Gather: isGather(t.Sink)}
+		Gather: isGather(t.Sink), Arrow: t.Score != nil}
 	for _, name := range sortedNames(t.Sources) {
 		src := t.Sources[name]
 		pt := engine.PlanTable{Name: name}
@@ -71,6 +75,21 @@ func (w *Worker) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.Ta
 		return nil, err
 	}
 	cols, _ := json.Marshal(p.Columns)
+	if t.Score != nil {
+		sc, err := w.newScorer(t, p.Schema)
+		if err != nil {
+			return nil, err
+		}
+		w.models.mu.Lock()
+		if w.models.byTask == nil {
+			w.models.byTask = map[*coordinator.Task]*scorer{}
+		}
+		w.models.byTask[t] = sc
+		w.models.mu.Unlock()
+		if sc.schema != nil {
+			cols, _ = json.Marshal(arrowColumns(sc.schema))
+		}
+	}
 	tp := &coordinator.TaskPlan{Kind: string(p.Kind), Reason: p.Reason, Driving: p.Driving, Final: p.Final != "", Exec: exec, Columns: cols}
 	if p.Driving == "" {
 		tp.Splits = []partition.Split{{ID: "all", Locator: "no partitioned source"}}
@@ -134,6 +153,17 @@ func (w *Worker) Run(ctx context.Context, a coordinator.Attempt) (coordinator.At
 			}
 			job.Tables = append(job.Tables, t)
 		}
+	}
+	// Rows are scored where the task's rows are final: in each partition,
+	// unless a final stage still combines partial results.
+	if a.Task.Score != nil && (a.Stage == 1) == (p.Kind != engine.TwoStage) {
+		w.models.mu.Lock()
+		sc := w.models.byTask[a.Task]
+		w.models.mu.Unlock()
+		if sc == nil {
+			return coordinator.AttemptResult{}, connectors.Permanent(fmt.Errorf("task %s: scored before it was planned", a.Task.Name))
+		}
+		job.Score = sc
 	}
 	res := coordinator.AttemptResult{}
 	if a.Stage == 1 && a.Plan.Final {
