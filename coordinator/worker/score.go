@@ -319,10 +319,10 @@ type scored struct {
 
 // scoredReader hands the engine the batches the scoring goroutine made.
 type scoredReader struct {
-	in     array.RecordReader
-	cancel context.CancelFunc
-	ch     chan scored
-	schema *arrow.Schema
+	in      array.RecordReader
+	cancel  context.CancelFunc
+	ch      chan scored
+	schema  *arrow.Schema
 	cur     arrow.RecordBatch
 	pending *scored // the first batch, read early for its schema
 	err     error
