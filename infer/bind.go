@@ -30,9 +30,11 @@ func Bind(m Model, schema *arrow.Schema) (*Binding, error) {
 	b := &Binding{cols: make([]int, want.NumFields())}
 	fields := make([]arrow.Field, want.NumFields())
 	var problems []string
+	missing := false
 	for i, f := range want.Fields() {
 		idx := schema.FieldIndices(f.Name)
 		if len(idx) == 0 {
+			missing = true
 			problems = append(problems, fmt.Sprintf("model input %q not found in columns [%s]", f.Name, columnList(schema)))
 			continue
 		}
@@ -45,7 +47,11 @@ func Bind(m Model, schema *arrow.Schema) (*Binding, error) {
 		fields[i] = arrow.Field{Name: f.Name, Type: col.Type, Nullable: true}
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("%w: %s", ErrBinding, strings.Join(problems, "; "))
+		hint := ""
+		if missing {
+			hint = " (name the columns feeding the model's inputs, in model order, with features)"
+		}
+		return nil, fmt.Errorf("%w: %s%s", ErrBinding, strings.Join(problems, "; "), hint)
 	}
 	b.schema = arrow.NewSchema(fields, nil)
 	return b, nil
