@@ -73,8 +73,10 @@ func (w *Worker) newScorer(t *coordinator.Task, in *arrow.Schema) (*scorer, erro
 	sc := t.Score
 	fail := func(err error) error {
 		e := coordinator.WithOrigin(sc.Origin, err)
-		if errors.Is(err, infer.ErrBinding) || errors.Is(err, infer.ErrCorrupt) || errors.Is(err, infer.ErrUnsupported) ||
-			errors.Is(err, infer.ErrUnknownFormat) {
+		// What the spec can fix (bindings, formats, unsupported model
+		// features) is invalid (exit 2); a missing or corrupt model file is
+		// a failed run (exit 1). Neither is retried.
+		if errors.Is(err, infer.ErrBinding) || errors.Is(err, infer.ErrUnsupported) || errors.Is(err, infer.ErrUnknownFormat) {
 			return coordinator.Invalid(connectors.Permanent(e))
 		}
 		return connectors.Permanent(e)
