@@ -49,6 +49,8 @@ type Engine struct {
 type slot struct {
 	id   int
 	conn *sql.Conn
+	// aux streams a scored job's query while conn writes its output.
+	aux *sql.Conn
 }
 
 // New starts the engine's DuckDB instance.
@@ -91,6 +93,13 @@ func New(o Options) (*Engine, error) {
 			return nil, fmt.Errorf("start duckdb: %w", err)
 		}
 		s := &slot{id: i, conn: conn}
+		if i < o.Slots {
+			if s.aux, err = e.db.Conn(context.Background()); err != nil {
+				conn.Close()
+				e.Close()
+				return nil, fmt.Errorf("start duckdb: %w", err)
+			}
+		}
 		if i == o.Slots {
 			e.planner = s
 			continue
@@ -110,6 +119,9 @@ func (e *Engine) Close() error {
 	for _, s := range append(e.slots, e.planner) {
 		if s != nil {
 			errs = append(errs, s.conn.Close())
+			if s.aux != nil {
+				errs = append(errs, s.aux.Close())
+			}
 		}
 	}
 	if e.db != nil {
@@ -195,19 +207,25 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 			cleanup[i]()
 		}
 	}()
+	// A scored job's tables and query live on the slot's second
+	// connection (temporary views are per connection); the first writes.
+	qconn := s.conn
+	if j.Score != nil {
+		qconn = s.aux
+	}
 	exec := func(q string) error {
-		_, err := s.conn.ExecContext(ctx, q)
+		_, err := qconn.ExecContext(ctx, q)
 		return err
 	}
 	bg := func(q string) func() {
-		return func() { _, _ = s.conn.ExecContext(context.Background(), q) }
+		return func() { _, _ = qconn.ExecContext(context.Background(), q) }
 	}
 	for _, t := range j.Tables {
 		switch {
 		case t.Reader != nil:
 			name := fmt.Sprintf("__liminal_arrow_%d_%d", s.id+1, e.seq.Add(1))
 			r := &stream{RecordReader: t.Reader}
-			release, err := registerView(ctx, s.conn, r, name)
+			release, err := registerView(ctx, qconn, r, name)
 			if err != nil {
 				r.close()
 				return res, fmt.Errorf("table %s: register arrow stream: %w", t.Name, err)
@@ -235,7 +253,10 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 		}
 	}
 	if j.Score != nil {
-		in, err := queryReader(ctx, s.conn, j.Query)
+		// The query streams out of the slot's second connection while the
+		// first writes the scored batches: memory stays bounded by the
+		// batches in flight, whatever the partition's size.
+		in, err := streamQuery(ctx, qconn, j.Query)
 		if err != nil {
 			return res, err
 		}
@@ -250,7 +271,7 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 			r.close()
 			return res, fmt.Errorf("register scored stream: %w", err)
 		}
-		cleanup = append(cleanup, r.close, release, bg("DROP VIEW IF EXISTS "+ident(name)))
+		cleanup = append(cleanup, r.close, release, func() { _, _ = s.conn.ExecContext(context.Background(), "DROP VIEW IF EXISTS "+ident(name)) })
 		// The scorer's errors surface through the stream; DuckDB reports
 		// them as its own, so keep the original.
 		defer func() {
@@ -344,26 +365,22 @@ func queryReader(ctx context.Context, conn *sql.Conn, q string) (array.RecordRea
 	return rr, err
 }
 
-// queryArrow runs q and hands each result batch to w. go-duckdb v1.8.5
-// materializes an Arrow query result before returning its reader.
+// queryArrow runs q and streams each result batch to w.
 func queryArrow(ctx context.Context, conn *sql.Conn, q string, w BatchWriter) (int64, error) {
 	var rows int64
-	err := withArrow(ctx, conn, func(a *duckdb.Arrow) error {
-		rr, err := a.QueryContext(ctx, q)
-		if err != nil {
-			return err
+	rr, err := streamQuery(ctx, conn, q)
+	if err != nil {
+		return 0, err
+	}
+	defer rr.Release()
+	for rr.Next() {
+		b := rr.RecordBatch()
+		if err := w.Write(ctx, b); err != nil {
+			return rows, err
 		}
-		defer rr.Release()
-		for rr.Next() {
-			b := rr.RecordBatch()
-			if err := w.Write(ctx, b); err != nil {
-				return err
-			}
-			rows += b.NumRows()
-		}
-		return rr.Err()
-	})
-	return rows, err
+		rows += b.NumRows()
+	}
+	return rows, rr.Err()
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -89,7 +89,7 @@ func (w *Worker) newScorer(t *coordinator.Task, in *arrow.Schema) (*scorer, erro
 	if err != nil {
 		return nil, fail(err)
 	}
-	s := &scorer{model: m, all: m.InputSchema() == nil || m.InputSchema().NumFields() == 0}
+	s := &scorer{model: m, all: infer.AllColumns(m)}
 	if !s.all {
 		if s.bind, err = infer.Bind(m, in); err != nil {
 			return nil, fail(err)
@@ -198,7 +198,7 @@ func fieldNames(s *arrow.Schema) string {
 // Score implements engine.Scorer: batches are scored one ahead of the
 // engine's writer, so scoring and writing overlap.
 func (s *scorer) Score(ctx context.Context, in array.RecordReader) (array.RecordReader, error) {
-	if sm, ok := s.model.(streamModel); ok {
+	if sm, ok := s.model.(infer.StreamModel); ok {
 		return s.scoreStream(ctx, sm, in)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -399,16 +399,10 @@ func (r *scoredReader) Release() {
 
 var _ engine.Scorer = (*scorer)(nil)
 
-// streamModel is a model that scores a whole stream at once (a user
-// program fed one partition); the caller releases in after the returned
-// reader is done.
-type streamModel interface {
-	PredictStream(ctx context.Context, in array.RecordReader) (array.RecordReader, error)
-}
 
 // scoreStream runs a stream model (a user program) over the whole
 // partition, joining its output rows back to the kept input columns.
-func (s *scorer) scoreStream(ctx context.Context, sm streamModel, in array.RecordReader) (array.RecordReader, error) {
+func (s *scorer) scoreStream(ctx context.Context, sm infer.StreamModel, in array.RecordReader) (array.RecordReader, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	// The model's input stream: the bound columns of each batch; the kept
 	// columns wait in a queue for the matching output rows.
