@@ -399,7 +399,6 @@ func (r *scoredReader) Release() {
 
 var _ engine.Scorer = (*scorer)(nil)
 
-
 // scoreStream runs a stream model (a user program) over the whole
 // partition, joining its output rows back to the kept input columns.
 func (s *scorer) scoreStream(ctx context.Context, sm infer.StreamModel, in array.RecordReader) (array.RecordReader, error) {
