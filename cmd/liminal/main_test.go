@@ -353,7 +353,7 @@ func TestCancelAndKill(t *testing.T) {
 }
 
 func TestHelpEverywhere(t *testing.T) {
-	for _, c := range []string{"", "run", "sql", "plan", "validate", "gen", "version"} {
+	for _, c := range []string{"", "run", "sql", "score", "serve", "plan", "validate", "gen", "version"} {
 		args := []string{"--help"}
 		if c != "" {
 			args = []string{c, "--help"}
