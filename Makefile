@@ -21,7 +21,12 @@ example: build ## generate the example data if needed and run the quick-start pi
 	@test -f $(EXAMPLE)/data/customers/customers.parquet || ./$(BIN) gen --dir $(EXAMPLE)/data --rows $(ROWS)
 	cd $(EXAMPLE) && ../../$(BIN) run pipeline.yml
 
+# The tests need the reference Python environment (scikit-learn, xgboost,
+# lightgbm, onnxruntime, pyarrow from PyPI; scripts/pyenv.sh) and
+# libonnxruntime (scripts/onnxruntime.sh), both cached in ~/.cache/liminal.
 test: vet fmt-check ## run every test (the README's test command)
+	LIMINAL_PYTHON=$${LIMINAL_PYTHON:-$$(scripts/pyenv.sh)} \
+	LIMINAL_ONNXRUNTIME_LIB=$${LIMINAL_ONNXRUNTIME_LIB:-$$(scripts/onnxruntime.sh)} \
 	$(GO) test -count=1 -timeout 25m ./...
 
 test-short: ## quick tests only

@@ -47,6 +47,12 @@ const (
 	ModeError     Mode = "error"     // refuse when the target exists (default)
 	ModeAppend    Mode = "append"    // add the run's output to what is there
 	ModeOverwrite Mode = "overwrite" // replace what is there, atomically
+	// ModeUpsert inserts rows and replaces those whose key columns match
+	// (database sinks with key columns).
+	ModeUpsert Mode = "upsert"
+	// ModeOverwritePartitions replaces only the partitions (partition_by
+	// values) the run produced, and keeps the others.
+	ModeOverwritePartitions Mode = "overwrite_partitions"
 )
 
 // ParseMode accepts "" as ModeError.
@@ -54,10 +60,10 @@ func ParseMode(s string) (Mode, error) {
 	switch Mode(s) {
 	case "":
 		return ModeError, nil
-	case ModeError, ModeAppend, ModeOverwrite:
+	case ModeError, ModeAppend, ModeOverwrite, ModeUpsert, ModeOverwritePartitions:
 		return Mode(s), nil
 	}
-	return "", Permanent(errorf("unknown sink mode %q (want append, overwrite or error)", s))
+	return "", Permanent(errorf("unknown sink mode %q (want append, overwrite, upsert, overwrite_partitions or error)", s))
 }
 
 // Run identifies the run a sink writes for.

@@ -16,7 +16,7 @@ type SourceConfig struct {
 	Format  string
 	Options map[string]string
 	BaseDir string // relative local paths resolve against it
-	Secret  string // password or token, from secret_env; never logged
+	Secret  string // password or token, from secret_env or secret_file; never logged
 }
 
 // SinkConfig configures a sink; it mirrors the spec's sinks entry.
@@ -31,6 +31,8 @@ type SinkConfig struct {
 	Options      map[string]string
 	BaseDir      string
 	Secret       string
+	// KeyColumns are the key of ModeUpsert.
+	KeyColumns []string
 }
 
 // SourceFactory opens a source.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -43,7 +44,7 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 		}
 		cfg := s.Sources[name]
 		src, err := connectors.OpenSource(ctx, connectors.SourceConfig{Name: name, URI: cfg.URI, Format: cfg.Format,
-			Options: cfg.Options, BaseDir: s.Dir, Secret: secret(cfg.SecretEnv)})
+			Options: cfg.Options, BaseDir: s.Dir, Secret: secret(s, cfg.SecretEnv, cfg.SecretFile)})
 		if err != nil {
 			data = append(data, errors.New(s.Errorf("sources."+name+".uri", "%v", err).Error()))
 			sourceErr[name] = true
@@ -145,7 +146,7 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 		}
 		sink, err := connectors.OpenSink(ctx, connectors.SinkConfig{Name: st.Sink, URI: sk.URI, Format: sk.Format, Mode: mode,
 			PartitionBy: sk.PartitionBy, Compression: sk.Compression, RowGroupSize: sk.RowGroupSize, Options: sk.Options,
-			BaseDir: s.Dir, Secret: secret(sk.SecretEnv)})
+			BaseDir: s.Dir, Secret: secret(s, sk.SecretEnv, sk.SecretFile), KeyColumns: sk.KeyColumns})
 		if err != nil {
 			data = append(data, errors.New(s.Errorf("sinks."+st.Sink+".uri", "%v", err).Error()))
 			continue
@@ -189,11 +190,24 @@ func sortedSourceNames(s *spec.Spec) []string {
 // quoteIdent quotes a SQL identifier.
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-func secret(env string) string {
-	if env == "" {
+// secret reads a password or token from the environment variable env, or
+// else from file (relative to the spec), trimming one trailing newline.
+func secret(s *spec.Spec, env, file string) string {
+	if env != "" {
+		return os.Getenv(env)
+	}
+	if file == "" {
 		return ""
 	}
-	return os.Getenv(env)
+	p := file
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.Dir, p)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 }
 
 // IsInvalid reports whether err is a problem with the spec or the SQL (exit

@@ -51,6 +51,9 @@ type Source struct {
 	// SecretEnv names the environment variable that holds a password or
 	// token; the secret itself never appears in the spec.
 	SecretEnv string `yaml:"secret_env,omitempty"`
+	// SecretFile names a file (relative to the spec) holding the password
+	// or token, e.g. a mounted Kubernetes secret.
+	SecretFile string `yaml:"secret_file,omitempty"`
 }
 
 // Sink is a named output.
@@ -75,6 +78,11 @@ type Sink struct {
 	// SecretEnv names the environment variable that holds a password or
 	// token.
 	SecretEnv string `yaml:"secret_env,omitempty"`
+	// SecretFile names a file (relative to the spec) holding the password
+	// or token.
+	SecretFile string `yaml:"secret_file,omitempty"`
+	// KeyColumns are the key of an upsert sink (a database table).
+	KeyColumns []string `yaml:"key_columns,omitempty"`
 }
 
 // Pipeline is a named, ordered list of tasks.

@@ -33,7 +33,7 @@ var (
 // built from these lists.
 var (
 	formats        = []string{"parquet", "csv"}
-	modes          = []string{"append", "overwrite", "error"}
+	modes          = []string{"append", "overwrite", "error", "upsert", "overwrite_partitions"}
 	compressions   = []string{"snappy", "zstd", "gzip", "lz4", "uncompressed"}
 	partitionBys   = []string{"auto", "files", "row_groups", "none"}
 	taskTypes      = []string{"sql", "batch_inference"}
@@ -160,6 +160,26 @@ func (v *validator) source(path, name string, src Source) {
 	v.required(path, "uri", src.URI)
 	v.enum(joinPath(path, "format"), "format", src.Format, formats)
 	v.envName(joinPath(path, "secret_env"), src.SecretEnv)
+	v.secretFile(path, src.SecretEnv, src.SecretFile)
+}
+
+// secretFile checks that at most one secret source is named and that a
+// secret file can be read (without reading it into any message).
+func (v *validator) secretFile(path, env, file string) {
+	if file == "" {
+		return
+	}
+	p := joinPath(path, "secret_file")
+	if env != "" {
+		v.errorf(p, "secret_env and secret_file are mutually exclusive; set only one")
+		return
+	}
+	f, err := os.Open(v.s.resolve(file))
+	if err != nil {
+		v.errorf(p, "secret file %s: %s", v.s.resolve(file), errText(err))
+		return
+	}
+	f.Close()
 }
 
 func (v *validator) sink(path, name string, sink Sink) {
@@ -170,6 +190,16 @@ func (v *validator) sink(path, name string, sink Sink) {
 	v.enum(joinPath(path, "compression"), "compression", sink.Compression, compressions)
 	v.nonNegative(joinPath(path, "row_group_size"), sink.RowGroupSize)
 	v.envName(joinPath(path, "secret_env"), sink.SecretEnv)
+	v.secretFile(path, sink.SecretEnv, sink.SecretFile)
+	if sink.Mode == "upsert" && len(sink.KeyColumns) == 0 {
+		v.errorf(joinPath(path, "mode"), "mode upsert needs key_columns")
+	}
+	if len(sink.KeyColumns) > 0 && sink.Mode != "upsert" {
+		v.errorf(joinPath(path, "key_columns"), "key_columns apply only to mode upsert")
+	}
+	if sink.Mode == "overwrite_partitions" && len(sink.PartitionBy) == 0 {
+		v.errorf(joinPath(path, "mode"), "mode overwrite_partitions needs partition_by")
+	}
 	seen := map[string]bool{}
 	for i, col := range sink.PartitionBy {
 		p := indexPath(joinPath(path, "partition_by"), i)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	_ "github.com/liminal-data/liminal/connectors/all"
+	_ "github.com/liminal-data/liminal/infer/onnx" // the onnx model format (cgo, libonnxruntime at run time)
 )
 
 // Exit codes.
