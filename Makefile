@@ -10,7 +10,7 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 EXAMPLE    := examples/quickstart
 ROWS       ?= 1000000
 
-.PHONY: all build example test test-short vet fmt-check fuzz bench compare clean
+.PHONY: all build example test test-short vet fmt-check fuzz fixtures-check bench compare clean
 
 all: build
 
@@ -45,6 +45,19 @@ fuzz: ## run every fuzz target briefly
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+# The scripts that train the model fixtures and record the reference
+# libraries' own predictions (pinned versions from PyPI). Rerunning them must
+# reproduce the committed files byte for byte; a difference is drift in a
+# reference library or a script, to be reviewed before the fixtures change.
+# The .onnx files are left out of the comparison: skl2onnx does not write
+# them byte-identically twice (the predictions they give must still match).
+FIXTURE_SCRIPTS := infer/testdata/xgboost/make_fixtures.py infer/testdata/lightgbm/make_fixtures.py \
+	infer/testdata/linear/make_fixtures.py infer/onnx/testdata/make_fixtures.py
+
+fixtures-check: ## rerun the model-fixture scripts and fail if any committed fixture changed
+	@set -e; for s in $(FIXTURE_SCRIPTS); do echo "== $$s"; python3 $$s > /dev/null; done
+	git diff --exit-code --stat -- infer/testdata infer/onnx/testdata ':!*.onnx'
 
 bench: ## Go benchmarks (1M rows, generated and cached)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 3 ./benchmarks/
