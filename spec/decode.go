@@ -266,6 +266,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetString(n.Value)
 	case reflect.Int, reflect.Int64:
 		d.decodeInt(n, v, path)
+	case reflect.Bool:
+		d.decodeBool(n, v, path)
 	default:
 		panic(fmt.Sprintf("spec: decoder does not handle %s fields", v.Type()))
 	}
@@ -530,6 +532,29 @@ func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	v.SetInt(i)
+}
+
+// decodeBool accepts YAML booleans and interpolated true/false.
+func (d *decoder) decodeBool(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode {
+		d.typeError(n, path, "true or false")
+		return
+	}
+	var b bool
+	if d.interp[n] || n.Tag == "!!str" {
+		switch strings.ToLower(strings.TrimSpace(n.Value)) {
+		case "true":
+			b = true
+		case "false":
+		default:
+			d.typeError(n, path, "true or false")
+			return
+		}
+	} else if n.Tag != "!!bool" || n.Decode(&b) != nil {
+		d.typeError(n, path, "true or false")
+		return
+	}
+	v.SetBool(b)
 }
 
 // suggest returns the candidate closest to name when it is within edit

@@ -116,6 +116,53 @@ var schemaComments = map[string]string{
 	"Partition.TargetRows":    "Wanted rows per partition; 0 means no target.",
 	"Partition.TargetBytes":   "Wanted input bytes per partition; 0 means no target.",
 	"Partition.MaxPartitions": "Largest number of partitions; 0 means no limit.",
+	"Task.DependsOn":          "Tasks that must succeed first; their results can be read as tables of their names.",
+	"Task.Retries":            "Retries of a failed partition (transient errors); default 2.",
+	"Task.RetryDelay":         "First wait before a retry, such as 10s; it doubles each time.",
+	"Task.Timeout":            "Longest the task may run, such as 30m.",
+	"Task.Checks":             "Data checks on the task's output, evaluated before commit.",
+	"Task.Command":            "command tasks: the program and its arguments.",
+	"Task.Env":                "command and spark tasks: environment variables added.",
+	"Task.Spark":              "spark tasks: the application run with spark-submit.",
+	"Check":                   "A data check on a task's output.",
+	"Check.Name":              "Name of the check in results.",
+	"Check.Type":              "Kind of check.",
+	"Check.Columns":           "Checked columns.",
+	"Check.Min":               "row_count: fewest rows allowed.",
+	"Check.Max":               "row_count: most rows allowed.",
+	"Check.Values":            "accepted_values: the allowed values.",
+	"Check.To":                "relationships: the source or task the column references.",
+	"Check.Field":             "relationships: the referenced column.",
+	"Check.SQL":               "sql: a query over table output whose rows are failures.",
+	"Check.Severity":          "error (default) blocks the commit; warn only alerts.",
+	"Spark":                   "A Spark application run with spark-submit.",
+	"Spark.Application":       "Jar or Python file, relative to the spec file.",
+	"Spark.Class":             "Main class of a jar application.",
+	"Spark.Master":            "Spark master; default local[*].",
+	"Spark.Conf":              "--conf settings.",
+	"Spark.Args":              "Arguments of the application.",
+	"Spark.SparkSubmit":       "The spark-submit program; default from PATH or SPARK_HOME.",
+	"Pipeline.Timezone":       "IANA time zone of the schedule; default UTC.",
+	"Pipeline.Catchup":        "Run the schedule's missed runs instead of skipping them.",
+	"Pipeline.MaxActiveRuns":  "Most runs of the pipeline at once; default 1.",
+	"Pipeline.SLA":            "Longest a run may take before an sla_miss alert, such as 45m.",
+	"Pipeline.Alerts":         "Notifications on run events.",
+	"Alert":                   "A notification to one channel on some run events.",
+	"Alert.Name":              "Name of the alert in logs.",
+	"Alert.On":                "Events: failure (default), success, sla_miss, check_failure.",
+	"Alert.Webhook":           "POST the event as JSON.",
+	"Alert.Slack":             "Post a message to a Slack-compatible incoming webhook.",
+	"Alert.Email":             "Send the event by SMTP.",
+	"Webhook":                 "An HTTP endpoint.",
+	"Webhook.URL":             "The URL that receives a POST.",
+	"Webhook.Headers":         "Headers added to the request.",
+	"Email":                   "SMTP delivery.",
+	"Email.SMTP":              "Server, host:port.",
+	"Email.From":              "Sender address.",
+	"Email.To":                "Recipients.",
+	"Email.Username":          "User for SMTP authentication.",
+	"Email.PasswordEnv":       "Environment variable holding the SMTP password.",
+	"Email.TLS":               "starttls (default when offered) or none.",
 	"Service":                 "A named long-running service.",
 	"Service.Service":         "Name of the service, unique within the spec.",
 	"Service.Type":            "Kind of service.",
@@ -205,16 +252,34 @@ func refineSchema(s *jsonschema.Schema) error {
 	pb.Items.MinLength = &one
 
 	// Option values may be any scalar; the loader reads them as text.
-	for _, p := range []*jsonschema.Schema{prop("Source", "options"), prop("Sink", "options"), prop("Service", "model")} {
+	for _, p := range []*jsonschema.Schema{prop("Source", "options"), prop("Sink", "options")} {
 		p.AdditionalProperties = &jsonschema.Schema{AnyOf: []*jsonschema.Schema{
 			{Type: "string"}, {Type: "number"}, {Type: "boolean"},
 		}}
 	}
 
-	// Exactly one of sql and sql_file.
-	defs["Task"].OneOf = []*jsonschema.Schema{
-		{Required: []string{"sql"}, Not: &jsonschema.Schema{Required: []string{"sql_file"}}},
-		{Required: []string{"sql_file"}, Not: &jsonschema.Schema{Required: []string{"sql"}}},
+	// An sql task has exactly one of sql and sql_file; a batch_inference
+	// task an input and a model.
+	isType := func(typ string) *jsonschema.Schema {
+		props := jsonschema.NewProperties()
+		props.Set("type", &jsonschema.Schema{Const: typ})
+		return &jsonschema.Schema{Properties: props, Required: []string{"type"}}
+	}
+	defs["Task"].AllOf = []*jsonschema.Schema{
+		{If: isType("sql"), Then: &jsonschema.Schema{OneOf: []*jsonschema.Schema{
+			{Required: []string{"sql"}, Not: &jsonschema.Schema{Required: []string{"sql_file"}}},
+			{Required: []string{"sql_file"}, Not: &jsonschema.Schema{Required: []string{"sql"}}},
+		}}},
+		{If: isType("batch_inference"), Then: &jsonschema.Schema{Required: []string{"input", "model", "sink"}}},
+		{If: isType("command"), Then: &jsonschema.Schema{Required: []string{"command"}}},
+		{If: isType("spark"), Then: &jsonschema.Schema{Required: []string{"spark"}}},
+	}
+	enum("Check", "type", checkTypes, false)
+	enum("Check", "severity", severities, true)
+	enum("Email", "tls", emailTLS, true)
+	prop("Alert", "on").Items.Enum = nil
+	for _, e := range alertEvents {
+		prop("Alert", "on").Items.Enum = append(prop("Alert", "on").Items.Enum, e)
 	}
 	// At least one pipeline or service.
 	for _, name := range []string{"pipelines", "services"} {

@@ -94,6 +94,57 @@ type Pipeline struct {
 	Schedule string `yaml:"schedule,omitempty"`
 	// Tasks run in order; at least one is required.
 	Tasks []Task `yaml:"tasks"`
+	// Timezone is the IANA time zone the schedule is read in (default UTC).
+	Timezone string `yaml:"timezone,omitempty"`
+	// Catchup runs the schedule's missed runs (while the scheduler was
+	// down) instead of skipping them.
+	Catchup bool `yaml:"catchup,omitempty"`
+	// MaxActiveRuns bounds the runs of the pipeline at once (default 1).
+	MaxActiveRuns int `yaml:"max_active_runs,omitempty"`
+	// SLA is the longest a run may take ("45m") before an sla_miss alert.
+	SLA string `yaml:"sla,omitempty"`
+	// Alerts are sent on run events.
+	Alerts []Alert `yaml:"alerts,omitempty"`
+}
+
+// Alert sends a notification on some run events to one channel: exactly
+// one of Webhook, Slack and Email is set.
+type Alert struct {
+	// Name identifies the alert in logs.
+	Name string `yaml:"name,omitempty"`
+	// On lists the events: failure (default), success, sla_miss,
+	// check_failure.
+	On []string `yaml:"on,omitempty"`
+	// Webhook posts the event as JSON to a URL.
+	Webhook *Webhook `yaml:"webhook,omitempty"`
+	// Slack posts a message to a Slack-compatible incoming webhook.
+	Slack *Webhook `yaml:"slack,omitempty"`
+	// Email sends the event by SMTP.
+	Email *Email `yaml:"email,omitempty"`
+}
+
+// Webhook is an HTTP endpoint for alerts.
+type Webhook struct {
+	// URL receives a POST.
+	URL string `yaml:"url"`
+	// Headers are added to the request (e.g. Authorization from ${VAR}).
+	Headers map[string]string `yaml:"headers,omitempty"`
+}
+
+// Email is an SMTP delivery for alerts.
+type Email struct {
+	// SMTP is the server, host:port.
+	SMTP string `yaml:"smtp"`
+	// From is the sender address.
+	From string `yaml:"from"`
+	// To are the recipients.
+	To []string `yaml:"to"`
+	// Username authenticates with the server (PLAIN), with the password
+	// from PasswordEnv.
+	Username    string `yaml:"username,omitempty"`
+	PasswordEnv string `yaml:"password_env,omitempty"`
+	// TLS is starttls (default when the server offers it) or none.
+	TLS string `yaml:"tls,omitempty"`
 }
 
 // Task is one step of a pipeline: "sql" (a query over the task's sources
@@ -112,7 +163,7 @@ type Task struct {
 	// Spec.Sources. Empty means all sources (see Inputs).
 	Sources []string `yaml:"sources,omitempty"`
 	// Sink names the key of Spec.Sinks the result is written to.
-	Sink string `yaml:"sink"`
+	Sink string `yaml:"sink,omitempty"`
 	// Partition tells the planner how to split the work.
 	Partition Partition `yaml:"partition,omitempty"`
 	// Input is what a batch_inference task scores: the name of a source,
@@ -123,6 +174,67 @@ type Task struct {
 	Model *Model `yaml:"model,omitempty"`
 	// Output shapes a batch_inference task's result.
 	Output *Output `yaml:"output,omitempty"`
+	// DependsOn names tasks of the same pipeline that must succeed first;
+	// a task may read an earlier task's result as a table of its name.
+	DependsOn []string `yaml:"depends_on,omitempty"`
+	// Retries is how many times a failed partition is retried (transient
+	// errors; default 2).
+	Retries *int `yaml:"retries,omitempty"`
+	// RetryDelay is the first wait before a retry ("10s"); it doubles.
+	RetryDelay string `yaml:"retry_delay,omitempty"`
+	// Timeout bounds the task ("30m"); on expiry it fails.
+	Timeout string `yaml:"timeout,omitempty"`
+	// Checks are data checks on the task's output, run before commit.
+	Checks []Check `yaml:"checks,omitempty"`
+	// Command is the program and arguments of a command task.
+	Command []string `yaml:"command,omitempty"`
+	// Env adds environment variables for a command or spark task.
+	Env map[string]string `yaml:"env,omitempty"`
+	// Spark describes the application of a spark task.
+	Spark *Spark `yaml:"spark,omitempty"`
+}
+
+// Check is one data check on a task's output.
+type Check struct {
+	// Name identifies the check in results (default: type and columns).
+	Name string `yaml:"name,omitempty"`
+	// Type is row_count, not_null, unique, accepted_values,
+	// relationships or sql.
+	Type string `yaml:"type"`
+	// Columns are the checked columns (not_null, unique: the combination;
+	// accepted_values, relationships: one column).
+	Columns []string `yaml:"columns,omitempty"`
+	// Min and Max bound the row count (row_count).
+	Min *int64 `yaml:"min,omitempty"`
+	Max *int64 `yaml:"max,omitempty"`
+	// Values are the accepted values (accepted_values).
+	Values []string `yaml:"values,omitempty"`
+	// To is the source or task the column must reference, and Field its
+	// column (relationships).
+	To    string `yaml:"to,omitempty"`
+	Field string `yaml:"field,omitempty"`
+	// SQL is an assertion over the output, read as table "output": the
+	// rows it returns are failures (sql).
+	SQL string `yaml:"sql,omitempty"`
+	// Severity is error (default: blocks the commit) or warn (alerts only).
+	Severity string `yaml:"severity,omitempty"`
+}
+
+// Spark is a Spark application run with spark-submit.
+type Spark struct {
+	// Application is the jar or Python file, relative to the spec.
+	Application string `yaml:"application"`
+	// Class is the main class of a jar application.
+	Class string `yaml:"class,omitempty"`
+	// Master is the Spark master (default local[*]).
+	Master string `yaml:"master,omitempty"`
+	// Conf are --conf settings.
+	Conf map[string]string `yaml:"conf,omitempty"`
+	// Args are the application's arguments.
+	Args []string `yaml:"args,omitempty"`
+	// SparkSubmit is the spark-submit program (default: spark-submit on
+	// PATH or under $SPARK_HOME/bin).
+	SparkSubmit string `yaml:"spark_submit,omitempty"`
 }
 
 // Model describes a model file and how its inputs bind to columns.

@@ -36,7 +36,11 @@ var (
 	modes          = []string{"append", "overwrite", "error", "upsert", "overwrite_partitions"}
 	compressions   = []string{"snappy", "zstd", "gzip", "lz4", "uncompressed"}
 	partitionBys   = []string{"auto", "files", "row_groups", "none"}
-	taskTypes      = []string{"sql", "batch_inference"}
+	taskTypes      = []string{"sql", "batch_inference", "command", "spark"}
+	checkTypes     = []string{"row_count", "not_null", "unique", "accepted_values", "relationships", "sql"}
+	severities     = []string{"error", "warn"}
+	alertEvents    = []string{"failure", "success", "sla_miss", "check_failure"}
+	emailTLS       = []string{"starttls", "none"}
 	modelFormats   = []string{"xgboost", "lightgbm", "onnx", "linear", "mlflow", "command"}
 	outputTypes    = []string{"double", "float", "bigint", "integer", "boolean", "varchar"}
 	serviceTypes   = []string{"http_inference"}
@@ -255,9 +259,16 @@ func (v *validator) pipeline(path string, p Pipeline, seen map[string]string) {
 	tasks := map[string]string{}
 	types := map[string]string{}
 	chained := map[string]bool{}
+	all := map[string]string{}
 	for _, t := range p.Tasks {
 		if t.Type == "batch_inference" && t.Input != "" {
 			chained[t.Input] = true
+		}
+		for _, d := range t.DependsOn {
+			chained[d] = true // read by a dependent: needs no sink of its own
+		}
+		if t.Task != "" {
+			all[t.Task] = t.Type
 		}
 	}
 	for i, t := range p.Tasks {
@@ -265,6 +276,171 @@ func (v *validator) pipeline(path string, p Pipeline, seen map[string]string) {
 		if t.Task != "" {
 			types[t.Task] = t.Type
 		}
+		for j, d := range t.DependsOn {
+			dp := indexPath(joinPath(indexPath(tasksPath, i), "depends_on"), j)
+			switch _, ok := all[d]; {
+			case d == t.Task:
+				v.errorf(dp, "task %q depends on itself", d)
+			case !ok:
+				names := sortedKeys(all)
+				v.errorf(dp, "unknown task %q (known: %s)%s", d, listNames(names), didYouMean(suggest(d, names)))
+			}
+		}
+	}
+	if cycle := dependencyCycle(p.Tasks); len(cycle) > 0 {
+		v.errorf(tasksPath, "tasks depend on each other in a cycle: %s", strings.Join(cycle, " -> "))
+	}
+	if p.Timezone != "" {
+		if _, err := time.LoadLocation(p.Timezone); err != nil {
+			v.errorf(joinPath(path, "timezone"), "unknown time zone %q (an IANA name such as Europe/Berlin)", p.Timezone)
+		}
+	}
+	v.nonNegative(joinPath(path, "max_active_runs"), int64(p.MaxActiveRuns))
+	v.duration(joinPath(path, "sla"), p.SLA)
+	for i, a := range p.Alerts {
+		v.alert(indexPath(joinPath(path, "alerts"), i), a)
+	}
+}
+
+// dependencyCycle returns the tasks of a depends_on cycle (first task
+// repeated at the end), or nil. Input chaining counts as a dependency.
+func dependencyCycle(tasks []Task) []string {
+	deps := map[string][]string{}
+	for _, t := range tasks {
+		deps[t.Task] = append(slices.Clone(t.DependsOn), t.Input)
+	}
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	var stack []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		if _, ok := deps[n]; !ok {
+			return nil
+		}
+		switch state[n] {
+		case active:
+			i := slices.Index(stack, n)
+			return append(slices.Clone(stack[i:]), n)
+		case done:
+			return nil
+		}
+		state[n] = active
+		stack = append(stack, n)
+		for _, d := range deps[n] {
+			if d != n {
+				if c := visit(d); c != nil {
+					return c
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+		return nil
+	}
+	for _, t := range tasks {
+		if c := visit(t.Task); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// duration checks an optional positive duration such as "30s" or "10m".
+func (v *validator) duration(path, value string) {
+	if value == "" {
+		return
+	}
+	if d, err := time.ParseDuration(value); err != nil || d <= 0 {
+		v.errorf(path, "invalid duration %q (examples: 30s, 10m, 2h)", value)
+	}
+}
+
+func (v *validator) alert(path string, a Alert) {
+	for i, e := range a.On {
+		v.enum(indexPath(joinPath(path, "on"), i), "alert event", e, alertEvents)
+	}
+	n := 0
+	if a.Webhook != nil {
+		n++
+		v.url(joinPath(joinPath(path, "webhook"), "url"), a.Webhook.URL)
+	}
+	if a.Slack != nil {
+		n++
+		v.url(joinPath(joinPath(path, "slack"), "url"), a.Slack.URL)
+	}
+	if a.Email != nil {
+		n++
+		ep := joinPath(path, "email")
+		if v.required(ep, "smtp", a.Email.SMTP) {
+			if _, _, err := net.SplitHostPort(a.Email.SMTP); err != nil {
+				v.errorf(joinPath(ep, "smtp"), "want host:port, got %q", a.Email.SMTP)
+			}
+		}
+		v.required(ep, "from", a.Email.From)
+		if len(a.Email.To) == 0 {
+			v.errorf(ep, "missing required field %q", "to")
+		}
+		v.envName(joinPath(ep, "password_env"), a.Email.PasswordEnv)
+		v.enum(joinPath(ep, "tls"), "tls mode", a.Email.TLS, emailTLS)
+	}
+	if n != 1 {
+		v.errorf(path, "an alert needs exactly one of webhook, slack or email (has %d)", n)
+	}
+}
+
+func (v *validator) url(path, u string) {
+	if u == "" {
+		v.errorf(path, "missing required field %q", "url")
+		return
+	}
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		v.errorf(path, "want an http:// or https:// URL, got %q", u)
+	}
+}
+
+// check validates one data check: the fields its type needs.
+func (v *validator) check(path string, c Check) {
+	if !v.required(path, "type", c.Type) {
+		return
+	}
+	if !slices.Contains(checkTypes, c.Type) {
+		v.errorf(joinPath(path, "type"), "unknown check type %q (allowed: %s)", c.Type, strings.Join(checkTypes, ", "))
+		return
+	}
+	v.enum(joinPath(path, "severity"), "severity", c.Severity, severities)
+	needCols := func(one bool) {
+		switch {
+		case len(c.Columns) == 0:
+			v.errorf(path, "a %s check needs columns: [...]", c.Type)
+		case one && len(c.Columns) != 1:
+			v.errorf(joinPath(path, "columns"), "the %s check takes exactly one column", c.Type)
+		}
+	}
+	switch c.Type {
+	case "row_count":
+		if c.Min == nil && c.Max == nil {
+			v.errorf(path, "a row_count check needs min, max or both")
+		}
+		if c.Min != nil && c.Max != nil && *c.Min > *c.Max {
+			v.errorf(joinPath(path, "min"), "min %d is above max %d", *c.Min, *c.Max)
+		}
+	case "not_null", "unique":
+		needCols(false)
+	case "accepted_values":
+		needCols(true)
+		if len(c.Values) == 0 {
+			v.errorf(path, "an accepted_values check needs values: [...]")
+		}
+	case "relationships":
+		needCols(true)
+		v.required(path, "to", c.To)
+		v.required(path, "field", c.Field)
+	case "sql":
+		v.required(path, "sql", c.SQL)
 	}
 }
 
@@ -280,9 +456,26 @@ func (v *validator) task(path string, t Task, seen, earlier map[string]string, c
 	if t.Type == "" {
 		isSQL = true // most likely an sql task with the type left out
 	}
+	v.duration(joinPath(path, "retry_delay"), t.RetryDelay)
+	v.duration(joinPath(path, "timeout"), t.Timeout)
+	if t.Retries != nil {
+		v.nonNegative(joinPath(path, "retries"), int64(*t.Retries))
+	}
+	for i, c := range t.Checks {
+		v.check(indexPath(joinPath(path, "checks"), i), c)
+	}
 	if t.Type == "batch_inference" {
 		v.inference(path, t, earlier)
 		return
+	}
+	if t.Type == "command" || t.Type == "spark" {
+		v.program(path, t)
+		return
+	}
+	for _, f := range []string{"command", "spark", "env"} {
+		if s.has(joinPath(path, f)) {
+			v.errorf(joinPath(path, f), "%s applies only to command and spark tasks", f)
+		}
 	}
 	for _, f := range []string{"input", "model", "output"} {
 		if s.has(joinPath(path, f)) {
@@ -318,6 +511,8 @@ func (v *validator) task(path string, t Task, seen, earlier map[string]string, c
 		switch {
 		case listed[name]:
 			v.errorf(p, "duplicate source %q", name)
+		case slices.Contains(t.DependsOn, name):
+			// the result of a task this one depends on, read by its name
 		case checkSources:
 			known(v, p, "source", name, s.Sources)
 		}
@@ -332,6 +527,35 @@ func (v *validator) task(path string, t Task, seen, earlier map[string]string, c
 	}
 
 	v.partition(joinPath(path, "partition"), t, checkSources)
+}
+
+// program checks a command or spark task: what it runs, and no SQL.
+func (v *validator) program(path string, t Task) {
+	for _, f := range []string{"sql", "sql_file", "input", "model", "output", "checks"} {
+		if v.s.has(joinPath(path, f)) {
+			v.errorf(joinPath(path, f), "a %s task runs a program; %s does not apply", t.Type, f)
+		}
+	}
+	switch t.Type {
+	case "command":
+		if len(t.Command) == 0 {
+			v.errorf(path, "a command task needs command: [program, args...]")
+		}
+		if v.s.has(joinPath(path, "spark")) {
+			v.errorf(joinPath(path, "spark"), "spark applies only to spark tasks")
+		}
+	case "spark":
+		if t.Spark == nil {
+			v.errorf(path, "a spark task needs spark: {application: ...}")
+			break
+		}
+		sp := joinPath(path, "spark")
+		if v.required(sp, "application", t.Spark.Application) {
+			if _, err := os.Stat(v.s.resolve(t.Spark.Application)); err != nil {
+				v.errorf(joinPath(sp, "application"), "application %s: %s", v.s.resolve(t.Spark.Application), errText(err))
+			}
+		}
+	}
 }
 
 // inference checks a batch_inference task: its input is a source or an
@@ -369,7 +593,7 @@ func (v *validator) inference(path string, t Task, earlier map[string]string) {
 	if o := t.Output; o != nil {
 		seen := map[string]bool{}
 		for i, c := range o.Columns {
-			p := indexPath(joinPath(path, "output.columns"), i)
+			p := indexPath(joinPath(joinPath(path, "output"), "columns"), i)
 			switch {
 			case strings.TrimSpace(c) == "":
 				v.errorf(p, "must not be empty")
@@ -379,7 +603,7 @@ func (v *validator) inference(path string, t Task, earlier map[string]string) {
 			seen[c] = true
 		}
 		for i, c := range o.Probabilities {
-			p := indexPath(joinPath(path, "output.probabilities"), i)
+			p := indexPath(joinPath(joinPath(path, "output"), "probabilities"), i)
 			if strings.TrimSpace(c) == "" {
 				v.errorf(p, "must not be empty")
 			}
