@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/liminal-data/liminal/connectors"
 	"github.com/liminal-data/liminal/partition"
 	"github.com/liminal-data/liminal/spec"
@@ -21,6 +23,29 @@ import (
 type Overrides struct {
 	TargetRows    int64
 	MaxPartitions int
+	// RunID and WorkDir place the intermediate results of tasks that have
+	// no sink but are read by the tasks depending on them:
+	// WorkDir/liminal-<run id>/<task>/ (default: the OS temp directory).
+	RunID   string
+	WorkDir string
+}
+
+// LazySource stands for the result of an earlier task of the same run: it
+// can be opened only once that task has committed. The coordinator opens
+// it right before planning the task that reads it.
+type LazySource struct {
+	// Task is the task whose result this is.
+	Task string
+	Open func(ctx context.Context) (connectors.Source, error)
+}
+
+func (l *LazySource) Schema(context.Context) (*arrow.Schema, error) { return nil, l.notYet() }
+func (l *LazySource) Splits(context.Context, partition.Options) ([]partition.Split, error) {
+	return nil, l.notYet()
+}
+func (l *LazySource) Describe() string { return "the result of task " + l.Task }
+func (l *LazySource) notYet() error {
+	return fmt.Errorf("the result of task %s exists only once it has run", l.Task)
 }
 
 // NewRunID returns a sortable, unique run id: UTC time plus randomness.
@@ -38,7 +63,7 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 	var data []error     // inputs or outputs that cannot be opened: exit code 1
 	sources := map[string]connectors.Source{}
 	sourceErr := map[string]bool{}
-	openSource := func(name string) connectors.Source {
+	openSpecSource := func(name string) connectors.Source {
 		if src, ok := sources[name]; ok || sourceErr[name] {
 			return src
 		}
@@ -55,19 +80,60 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 	}
 	var tasks []*Task
 	chained := map[string]bool{}
+	needed := map[string]bool{} // read by a task depending on it
 	byName := map[string]int{}
 	for ti, st := range p.Tasks {
 		byName[st.Task] = ti
 		if st.Type == "batch_inference" {
 			chained[st.Input] = true
 		}
+		for _, d := range st.DependsOn {
+			needed[d] = true
+		}
+	}
+	runID := ov.RunID
+	if runID == "" {
+		runID = "plan"
+	}
+	workDir := ov.WorkDir
+	if workDir == "" {
+		workDir = os.TempDir()
+	}
+	// outputs are where each task's committed result can be read back.
+	type output struct{ uri, format string }
+	outputs := map[string]output{}
+	intermediate := map[string]string{}
+	for _, st := range p.Tasks {
+		switch {
+		case st.Sink != "":
+			sk := s.Sinks[st.Sink]
+			uri := sk.URI
+			if connectors.Scheme(uri) == "file" && !filepath.IsAbs(uri) {
+				uri = filepath.Join(s.Dir, uri)
+			}
+			outputs[st.Task] = output{uri, sk.Format}
+		case needed[st.Task]:
+			dir := filepath.Join(workDir, "liminal-"+connectors.SafeName(runID), connectors.SafeName(st.Task))
+			intermediate[st.Task] = dir
+			outputs[st.Task] = output{dir + string(filepath.Separator), "parquet"}
+		}
+	}
+	openSource := func(name string) connectors.Source {
+		if out, ok := outputs[name]; ok && byName[name] >= 0 {
+			if _, isSource := s.Sources[name]; !isSource {
+				return &LazySource{Task: name, Open: func(ctx context.Context) (connectors.Source, error) {
+					return connectors.OpenSource(ctx, connectors.SourceConfig{Name: name, URI: out.uri, Format: out.format, BaseDir: s.Dir})
+				}}
+			}
+		}
+		return openSpecSource(name)
 	}
 	for ti, st := range p.Tasks {
 		path := fmt.Sprintf("pipelines[%d].tasks[%d]", pi, ti)
 		var t *Task
 		switch st.Type {
 		case "sql":
-			if st.Sink == "" && chained[st.Task] {
+			if st.Sink == "" && chained[st.Task] && !needed[st.Task] {
 				continue // runs as part of the batch_inference task that scores it
 			}
 			var err error
@@ -133,6 +199,27 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 		}
 		if ov.MaxPartitions > 0 {
 			t.Partition.MaxPartitions = ov.MaxPartitions
+		}
+		t.DependsOn = st.DependsOn
+		if st.Retries != nil {
+			t.MaxAttempts = *st.Retries + 1
+		}
+		t.RetryDelay, _ = time.ParseDuration(st.RetryDelay) // validated
+		t.Timeout, _ = time.ParseDuration(st.Timeout)
+		if dir, ok := intermediate[st.Task]; ok {
+			// No sink of its own: the result goes to an intermediate
+			// Parquet directory that the dependents read, removed when
+			// the run ends.
+			sink, err := connectors.OpenSink(ctx, connectors.SinkConfig{Name: st.Task, URI: dir + string(filepath.Separator),
+				Format: "parquet", Mode: connectors.ModeOverwrite})
+			if err != nil {
+				data = append(data, fmt.Errorf("task %s: intermediate output %s: %w", st.Task, dir, err))
+				continue
+			}
+			t.Sink = sink
+			t.Cleanup = append(t.Cleanup, filepath.Dir(dir))
+			tasks = append(tasks, t)
+			continue
 		}
 		sk, ok := s.Sinks[st.Sink]
 		if !ok {

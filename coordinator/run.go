@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,25 +52,81 @@ func New(exec Executor, o Options) *Coordinator {
 	return &Coordinator{exec: exec, opts: o}
 }
 
-// Run runs tasks in order under runID and returns the result; the first
-// failing task ends the run. Run never panics on a task's panic: a worker
-// panic becomes that partition's permanent error with its stack.
+// Run runs tasks under runID and returns the result. Tasks run as soon as
+// every task they depend on has succeeded, independent ones concurrently
+// (they share the executor's slots); a task whose dependency failed is
+// skipped, and the run fails. Results keep the order of tasks. Run never
+// panics on a task's panic: a worker panic becomes that partition's
+// permanent error with its stack.
 func (c *Coordinator) Run(ctx context.Context, runID, pipeline string, tasks []*Task) *RunResult {
 	res := &RunResult{RunID: runID, Pipeline: pipeline, Status: StatusSucceeded, StartedAt: time.Now().UTC()}
 	log := c.opts.Logger.With("run_id", runID)
 	log.Info("run started", "pipeline", pipeline, "tasks", len(tasks))
-	for _, t := range tasks {
-		tr, err := c.runTask(ctx, runID, t, log.With("task", t.Name))
-		res.Tasks = append(res.Tasks, tr)
-		if err != nil {
-			res.Status = tr.Status
-			res.Error = fmt.Sprintf("task %s: %v", t.Name, err)
-			res.ExitCode = 1
-			if IsInvalid(err) {
-				res.ExitCode = 2
+	defer func() {
+		for _, t := range tasks {
+			for _, p := range t.Cleanup {
+				if err := os.RemoveAll(p); err != nil {
+					log.Warn("remove intermediate output", "task", t.Name, "path", p, "error", err)
+				}
 			}
-			break
 		}
+	}()
+	results := make([]TaskResult, len(tasks))
+	errs := make([]error, len(tasks))
+	index := map[string]int{}
+	for i, t := range tasks {
+		index[t.Name] = i
+	}
+	done := make([]chan struct{}, len(tasks))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[i])
+			for _, d := range t.DependsOn {
+				j, ok := index[d]
+				if !ok {
+					continue // not part of this run (e.g. a single task run on its own)
+				}
+				select {
+				case <-done[j]:
+				case <-ctx.Done():
+				}
+				if errs[j] != nil || ctx.Err() != nil {
+					why := fmt.Sprintf("upstream task %s failed", d)
+					if ctx.Err() != nil && errs[j] == nil {
+						why = "cancelled"
+					}
+					results[i] = TaskResult{Task: t.Name, Status: StatusSkipped, Error: why, Outputs: []connectors.Committed{}}
+					errs[i] = errSkipped
+					return
+				}
+			}
+			results[i], errs[i] = c.runTask(ctx, runID, t, log.With("task", t.Name))
+		}()
+	}
+	wg.Wait()
+	res.Tasks = results
+	for i, err := range errs {
+		if err == nil || err == errSkipped {
+			continue
+		}
+		if res.Status == StatusSucceeded || (res.Status == StatusCancelled && results[i].Status == StatusFailed) {
+			res.Status = results[i].Status
+			res.Error = fmt.Sprintf("task %s: %v", tasks[i].Name, err)
+		}
+		code := 1
+		if IsInvalid(err) {
+			code = 2
+		}
+		res.ExitCode = max(res.ExitCode, code)
+	}
+	if res.Status == StatusSucceeded && ctx.Err() != nil && len(tasks) > 0 {
+		res.Status, res.Error, res.ExitCode = StatusCancelled, "cancelled", 1
 	}
 	res.FinishedAt = time.Now().UTC()
 	res.DurationMS = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
@@ -80,20 +138,31 @@ func (c *Coordinator) Run(ctx context.Context, runID, pipeline string, tasks []*
 	return res
 }
 
+// errSkipped marks a task that did not run because a dependency failed.
+var errSkipped = errors.New("skipped")
+
 type taskStats struct {
 	attempts, retries atomic.Int64
 }
 
 func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *slog.Logger) (tr TaskResult, err error) {
 	start := time.Now()
+	parent := ctx
+	if t.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.Timeout)
+		defer cancel()
+	}
 	tr = TaskResult{Task: t.Name, Status: StatusFailed, Outputs: []connectors.Committed{}}
 	defer func() {
 		tr.DurationMS = time.Since(start).Milliseconds()
 		if err != nil {
-			tr.Error = err.Error()
-			if ctx.Err() != nil {
+			if parent.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				err = connectors.Permanent(fmt.Errorf("timed out after %s (the task's timeout)", t.Timeout))
+			} else if ctx.Err() != nil {
 				tr.Status = StatusCancelled
 			}
+			tr.Error = err.Error()
 		}
 		c.opts.Progress.TaskDone(t.Name, tr)
 	}()
@@ -109,6 +178,15 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 			}
 		}
 	}()
+	for name, src := range t.Sources {
+		if l, ok := src.(*LazySource); ok {
+			real, err := l.Open(ctx)
+			if err != nil {
+				return tr, fmt.Errorf("read the result of task %s: %w", l.Task, err)
+			}
+			t.Sources[name] = real
+		}
+	}
 	plan, err := c.exec.Plan(ctx, t)
 	if err != nil {
 		return tr, WithOrigin(t.Origin, err)
@@ -218,14 +296,18 @@ func (c *Coordinator) attempt(ctx context.Context, a Attempt, st *taskStats, log
 			return r, ctx.Err()
 		}
 		err = fmt.Errorf("partition %s (%s): %w", a.Split.ID, a.Split.Locator, err)
-		if !errors.Is(err, connectors.ErrTransient) || n >= c.opts.MaxAttempts {
+		maxAttempts := c.opts.MaxAttempts
+		if a.Task.MaxAttempts > 0 {
+			maxAttempts = a.Task.MaxAttempts
+		}
+		if !errors.Is(err, connectors.ErrTransient) || n >= maxAttempts {
 			if n > 1 {
 				err = fmt.Errorf("%w (after %d attempts)", err, n)
 			}
 			return r, err
 		}
 		st.retries.Add(1)
-		d := c.backoff(n)
+		d := c.backoff(a.Task.RetryDelay, n)
 		log.Warn("partition attempt failed; retrying", "attempt", n, "retry_in", d.String(), "error", err)
 		select {
 		case <-time.After(d):
@@ -235,8 +317,11 @@ func (c *Coordinator) attempt(ctx context.Context, a Attempt, st *taskStats, log
 	}
 }
 
-func (c *Coordinator) backoff(n int) time.Duration {
-	d := c.opts.Backoff << (n - 1)
+func (c *Coordinator) backoff(first time.Duration, n int) time.Duration {
+	if first <= 0 {
+		first = c.opts.Backoff
+	}
+	d := first << (n - 1)
 	d = min(d, 30*time.Second)
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }

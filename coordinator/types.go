@@ -27,6 +27,17 @@ type Task struct {
 	// Score, when set, scores the query's rows with a model before they
 	// are written (a batch_inference task).
 	Score *Score
+	// DependsOn names tasks of the same run that must succeed first.
+	DependsOn []string
+	// MaxAttempts per partition (0: the coordinator's default).
+	MaxAttempts int
+	// RetryDelay is the first retry delay (0: the coordinator's default).
+	RetryDelay time.Duration
+	// Timeout bounds the task (0: none).
+	Timeout time.Duration
+	// Cleanup lists intermediate outputs (directories) removed when the
+	// run ends, whatever its outcome.
+	Cleanup []string
 }
 
 // Score is the model step of a batch_inference task.
@@ -98,6 +109,9 @@ const (
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
 	StatusCancelled = "cancelled"
+	// StatusSkipped is a task that did not run because a task it depends
+	// on failed.
+	StatusSkipped = "skipped"
 )
 
 // RunResult is the machine-readable outcome of a run (--json).

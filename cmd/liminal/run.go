@@ -63,10 +63,12 @@ func newRunCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run SPEC",
 		Short: "Run a pipeline of a spec",
-		Long: `Run the tasks of one pipeline of SPEC in order. Each task's input is split into
-partitions that run in parallel; its output is committed atomically when every
-partition has succeeded. A failed or cancelled (Ctrl-C) run leaves earlier output
-exactly as it was.`,
+		Long: `Run the tasks of one pipeline of SPEC. A task starts when the tasks it
+depends on (depends_on) have succeeded; independent tasks run at the same time.
+Each task's input is split into partitions that run in parallel; its output is
+committed atomically when every partition has succeeded. A task whose
+dependency failed is skipped. A failed or cancelled (Ctrl-C) run leaves earlier
+output exactly as it was.`,
 		Example: "  liminal run examples/quickstart/pipeline.yml\n  liminal run etl.yml --pipeline nightly --workers 4 --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -77,8 +79,12 @@ exactly as it was.`,
 			if err != nil {
 				return g.failEarly(f, p, err)
 			}
+			if f.runID == "" {
+				f.runID = coordinator.NewRunID()
+			}
 			return g.execute(cmd.Context(), f, args[0], p.Pipeline, func(ctx context.Context) ([]*coordinator.Task, error) {
-				return coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions})
+				return coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions,
+					RunID: f.runID, WorkDir: f.workDir})
 			})
 		},
 	}
@@ -210,6 +216,10 @@ list the partitions with their source locators and estimated rows and bytes.`,
 				return printJSON(g.stdout, map[string]any{"spec": args[0], "pipeline": p.Pipeline, "tasks": plans})
 			}
 			for _, tp := range plans {
+				if tp.Plan == nil {
+					fmt.Fprintf(g.stdout, "task %s: %s\n  sink: %s\n", tp.Task, tp.Note, tp.Sink)
+					continue
+				}
 				fmt.Fprintf(g.stdout, "task %s: %s plan, %d partitions of %s\n", tp.Task, tp.Plan.Kind, len(tp.Plan.Splits), orDash(tp.Plan.Driving))
 				if tp.Plan.Reason != "" {
 					fmt.Fprintf(g.stdout, "  %s\n", tp.Plan.Reason)
@@ -231,7 +241,8 @@ list the partitions with their source locators and estimated rows and bytes.`,
 type taskPlan struct {
 	Task string                `json:"task"`
 	Sink string                `json:"sink"`
-	Plan *coordinator.TaskPlan `json:"plan"`
+	Plan *coordinator.TaskPlan `json:"plan,omitempty"`
+	Note string                `json:"note,omitempty"`
 }
 
 func planTasks(ctx context.Context, f runFlags, s *spec.Spec, p *spec.Pipeline, pi int) ([]taskPlan, error) {
@@ -249,6 +260,10 @@ func planTasks(ctx context.Context, f runFlags, s *spec.Spec, p *spec.Pipeline, 
 	var out []taskPlan
 	var errs []error
 	for _, t := range tasks {
+		if up := lazyInput(t); up != "" {
+			out = append(out, taskPlan{Task: t.Name, Sink: t.Sink.Describe(), Note: "reads the result of task " + up + ": planned when it has run"})
+			continue
+		}
 		tp, err := w.Plan(ctx, t)
 		if err != nil {
 			errs = append(errs, coordinator.WithOrigin(t.Origin, err))
@@ -258,6 +273,16 @@ func planTasks(ctx context.Context, f runFlags, s *spec.Spec, p *spec.Pipeline, 
 		out = append(out, taskPlan{Task: t.Name, Sink: t.Sink.Describe(), Plan: tp})
 	}
 	return out, errors.Join(errs...)
+}
+
+// lazyInput names the earlier task whose result t reads, if any.
+func lazyInput(t *coordinator.Task) string {
+	for _, src := range t.Sources {
+		if l, ok := src.(*coordinator.LazySource); ok {
+			return l.Task
+		}
+	}
+	return ""
 }
 
 func exitCode(err error) int {
