@@ -25,8 +25,8 @@ type dagExec struct {
 	tries   map[string]int
 }
 
-func (d *dagExec) Slots() int                                    { return 4 }
-func (d *dagExec) Release(context.Context, []string) error       { return nil }
+func (d *dagExec) Slots() int                              { return 4 }
+func (d *dagExec) Release(context.Context, []string) error { return nil }
 func (d *dagExec) Plan(context.Context, *Task) (*TaskPlan, error) {
 	return &TaskPlan{Kind: "local", Splits: []partition.Split{{ID: "s0", Rows: 1}}}, nil
 }
