@@ -175,6 +175,32 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 			if st.Partition.Source != "" {
 				t.Driving = st.Partition.Source
 			}
+		case "command", "spark":
+			prog := &Program{Kind: st.Type, Dir: s.Dir}
+			for _, k := range sortedKeys(st.Env) {
+				prog.Env = append(prog.Env, k+"="+st.Env[k])
+			}
+			if st.Type == "command" {
+				prog.Argv = append([]string(nil), st.Command...)
+				if len(prog.Argv) > 0 && strings.Contains(prog.Argv[0], "/") && !filepath.IsAbs(prog.Argv[0]) {
+					prog.Argv[0] = filepath.Join(s.Dir, prog.Argv[0])
+				}
+			} else {
+				argv, err := SparkArgv(st.Spark, s.Dir)
+				if err != nil {
+					data = append(data, errors.New(s.Errorf(path+".spark", "%v", err).Error()))
+					continue
+				}
+				prog.Argv = argv
+			}
+			t := &Task{Name: st.Task, Program: prog, DependsOn: st.DependsOn, Origin: origin(s.Errorf(path, ""))}
+			if st.Retries != nil {
+				t.MaxAttempts = *st.Retries + 1
+			}
+			t.RetryDelay, _ = time.ParseDuration(st.RetryDelay)
+			t.Timeout, _ = time.ParseDuration(st.Timeout)
+			tasks = append(tasks, t)
+			continue
 		default:
 			errs = append(errs, s.Errorf(path+".type", "task type %q is not supported by this build", st.Type))
 			continue
@@ -321,4 +347,13 @@ func Invalid(err error) error { return &invalidError{err: err} }
 func origin(e *spec.Error) string {
 	e.Msg = ""
 	return strings.TrimSuffix(e.Error(), ": ")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -166,6 +166,14 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 		}
 		c.opts.Progress.TaskDone(t.Name, tr)
 	}()
+	if t.Program != nil {
+		if err := c.runProgram(ctx, t, &tr, log); err != nil {
+			return tr, err
+		}
+		tr.Status = StatusSucceeded
+		log.Info("program succeeded", "attempts", tr.Attempts)
+		return tr, nil
+	}
 	run := connectors.Run{ID: runID}
 	if err := t.Sink.Prepare(ctx, run); err != nil {
 		return tr, err

@@ -35,6 +35,9 @@ type Task struct {
 	RetryDelay time.Duration
 	// Timeout bounds the task (0: none).
 	Timeout time.Duration
+	// Program, when set, makes this a command or spark task: it runs the
+	// program instead of a query, and has no sources or sink.
+	Program *Program
 	// Cleanup lists intermediate outputs (directories) removed when the
 	// run ends, whatever its outcome.
 	Cleanup []string

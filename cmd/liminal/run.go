@@ -217,7 +217,10 @@ list the partitions with their source locators and estimated rows and bytes.`,
 			}
 			for _, tp := range plans {
 				if tp.Plan == nil {
-					fmt.Fprintf(g.stdout, "task %s: %s\n  sink: %s\n", tp.Task, tp.Note, tp.Sink)
+					fmt.Fprintf(g.stdout, "task %s: %s\n", tp.Task, tp.Note)
+					if tp.Sink != "" {
+						fmt.Fprintf(g.stdout, "  sink: %s\n", tp.Sink)
+					}
 					continue
 				}
 				fmt.Fprintf(g.stdout, "task %s: %s plan, %d partitions of %s\n", tp.Task, tp.Plan.Kind, len(tp.Plan.Splits), orDash(tp.Plan.Driving))
@@ -240,7 +243,7 @@ list the partitions with their source locators and estimated rows and bytes.`,
 
 type taskPlan struct {
 	Task string                `json:"task"`
-	Sink string                `json:"sink"`
+	Sink string                `json:"sink,omitempty"`
 	Plan *coordinator.TaskPlan `json:"plan,omitempty"`
 	Note string                `json:"note,omitempty"`
 }
@@ -260,6 +263,10 @@ func planTasks(ctx context.Context, f runFlags, s *spec.Spec, p *spec.Pipeline, 
 	var out []taskPlan
 	var errs []error
 	for _, t := range tasks {
+		if t.Program != nil {
+			out = append(out, taskPlan{Task: t.Name, Note: t.Program.Kind + " task: runs " + strings.Join(t.Program.Argv, " ")})
+			continue
+		}
 		if up := lazyInput(t); up != "" {
 			out = append(out, taskPlan{Task: t.Name, Sink: t.Sink.Describe(), Note: "reads the result of task " + up + ": planned when it has run"})
 			continue
