@@ -8,18 +8,19 @@ import (
 	"time"
 )
 
-// NewProgress reports progress for people: on a terminal, one line kept up
-// to date (partitions done/total, rows, rows/s, ETA); otherwise a log line
+// NewProgress reports progress for people: on a terminal, a block of
+// lines kept up to date, one per running task (partitions done/total, rows,
+// rows/s, ETA), and a line per finished task; otherwise a log line per task
 // at most every interval. Stop ends the terminal refresh.
 func NewProgress(w io.Writer, tty bool, log *slog.Logger, interval time.Duration) *Reporter {
-	r := &Reporter{w: w, tty: tty, log: log, interval: interval, stop: make(chan struct{})}
+	r := &Reporter{w: w, tty: tty, log: log, interval: interval, stop: make(chan struct{}), tasks: map[string]*taskProgress{}}
 	if tty {
 		go r.loop()
 	}
 	return r
 }
 
-// Reporter implements Progress.
+// Reporter implements Progress. Several tasks may run at once.
 type Reporter struct {
 	w        io.Writer
 	tty      bool
@@ -28,16 +29,16 @@ type Reporter struct {
 	stop     chan struct{}
 	once     sync.Once
 
-	mu        sync.Mutex
-	task      string
-	total     int
-	done      int
-	rowsTotal int64
-	rowsIn    int64
-	rowsOut   int64
-	started   time.Time
-	lastLog   time.Time
-	drawn     bool
+	mu    sync.Mutex
+	tasks map[string]*taskProgress
+	order []string // running tasks, in start order
+	drawn int      // lines of the live block on screen
+}
+
+type taskProgress struct {
+	total, done                int
+	rowsTotal, rowsIn, rowsOut int64
+	started, lastLog           time.Time
 }
 
 var _ Progress = (*Reporter)(nil)
@@ -46,21 +47,28 @@ var _ Progress = (*Reporter)(nil)
 func (r *Reporter) TaskStarted(task string, partitions int, rows int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.task, r.total, r.done, r.rowsTotal, r.rowsIn, r.rowsOut = task, partitions, 0, rows, 0, 0
-	r.started, r.lastLog = time.Now(), time.Now()
+	if _, ok := r.tasks[task]; !ok {
+		r.order = append(r.order, task)
+	}
+	now := time.Now()
+	r.tasks[task] = &taskProgress{total: partitions, rowsTotal: rows, started: now, lastLog: now}
 }
 
 // PartitionDone implements Progress.
 func (r *Reporter) PartitionDone(task string, rowsIn, rowsOut int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.done++
-	r.rowsIn += rowsIn
-	r.rowsOut += rowsOut
-	if !r.tty && time.Since(r.lastLog) >= r.interval {
-		r.lastLog = time.Now()
-		r.log.Info("progress", "task", task, "partitions_done", r.done, "partitions", r.total,
-			"rows_in", r.rowsIn, "rows_per_s", int64(r.rate()), "eta_s", int64(r.eta().Seconds()))
+	p := r.tasks[task]
+	if p == nil {
+		return
+	}
+	p.done++
+	p.rowsIn += rowsIn
+	p.rowsOut += rowsOut
+	if !r.tty && time.Since(p.lastLog) >= r.interval {
+		p.lastLog = time.Now()
+		r.log.Info("progress", "task", task, "partitions_done", p.done, "partitions", p.total,
+			"rows_in", p.rowsIn, "rows_per_s", int64(p.rate()), "eta_s", int64(p.eta().Seconds()))
 	}
 }
 
@@ -68,12 +76,19 @@ func (r *Reporter) PartitionDone(task string, rowsIn, rowsOut int64) {
 func (r *Reporter) TaskDone(task string, tr TaskResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	delete(r.tasks, task)
+	for i, n := range r.order {
+		if n == task {
+			r.order = append(r.order[:i], r.order[i+1:]...)
+			break
+		}
+	}
 	if r.tty {
 		r.clear()
-		fmt.Fprintf(r.w, "%s %s: %d partitions, %s rows in, %s rows out, %s, %.1fs\n", mark(tr.Status), task, tr.Partitions,
+		fmt.Fprintf(r.w, "%s %s: %s, %d partitions, %s rows in, %s rows out, %s, %.1fs\n", mark(tr.Status), task, tr.Status, tr.Partitions,
 			human(float64(tr.RowsIn)), human(float64(tr.RowsOut)), bytesHuman(tr.BytesOut), float64(tr.DurationMS)/1000)
+		r.draw()
 	}
-	r.task = ""
 }
 
 // Stop ends the terminal refresh. Idempotent.
@@ -95,49 +110,60 @@ func (r *Reporter) loop() {
 			return
 		case <-t.C:
 			r.mu.Lock()
-			if r.task != "" {
-				eta := "-"
-				if r.done > 0 {
-					eta = r.eta().Round(time.Second).String()
-				}
-				fmt.Fprintf(r.w, "\r\033[K[%s] %d/%d partitions · %s rows · %s rows/s · ETA %s",
-					r.task, r.done, r.total, human(float64(r.rowsIn)), human(r.rate()), eta)
-				r.drawn = true
-			}
+			r.clear()
+			r.draw()
 			r.mu.Unlock()
 		}
 	}
 }
 
-func (r *Reporter) clear() {
-	if r.drawn {
-		fmt.Fprint(r.w, "\r\033[K")
-		r.drawn = false
+// draw prints the live block: one line per running task.
+func (r *Reporter) draw() {
+	for _, name := range r.order {
+		p := r.tasks[name]
+		eta := "-"
+		if p.done > 0 {
+			eta = p.eta().Round(time.Second).String()
+		}
+		fmt.Fprintf(r.w, "\033[K  %s: %d/%d partitions · %s rows · %s rows/s · ETA %s\n",
+			name, p.done, p.total, human(float64(p.rowsIn)), human(p.rate()), eta)
+		r.drawn++
 	}
 }
 
-func (r *Reporter) rate() float64 {
-	s := time.Since(r.started).Seconds()
+// clear removes the live block from the screen.
+func (r *Reporter) clear() {
+	if r.drawn > 0 {
+		fmt.Fprintf(r.w, "\033[%dA\r\033[J", r.drawn)
+		r.drawn = 0
+	}
+}
+
+func (p *taskProgress) rate() float64 {
+	s := time.Since(p.started).Seconds()
 	if s <= 0 {
 		return 0
 	}
-	return float64(r.rowsIn) / s
+	return float64(p.rowsIn) / s
 }
 
-func (r *Reporter) eta() time.Duration {
-	if r.done == 0 {
+func (p *taskProgress) eta() time.Duration {
+	if p.done == 0 {
 		return 0
 	}
-	el := time.Since(r.started)
-	if r.rowsTotal > 0 && r.rowsIn > 0 {
-		return time.Duration(float64(el) * float64(r.rowsTotal-r.rowsIn) / float64(r.rowsIn))
+	el := time.Since(p.started)
+	if p.rowsTotal > 0 && p.rowsIn > 0 {
+		return time.Duration(float64(el) * float64(p.rowsTotal-p.rowsIn) / float64(p.rowsIn))
 	}
-	return time.Duration(float64(el) * float64(r.total-r.done) / float64(r.done))
+	return time.Duration(float64(el) * float64(p.total-p.done) / float64(p.done))
 }
 
 func mark(status string) string {
-	if status == StatusSucceeded {
+	switch status {
+	case StatusSucceeded:
 		return "✓"
+	case StatusSkipped:
+		return "-"
 	}
 	return "✗"
 }
