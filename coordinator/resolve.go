@@ -227,6 +227,17 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 			t.Partition.MaxPartitions = ov.MaxPartitions
 		}
 		t.DependsOn = st.DependsOn
+		t.Checks = st.Checks
+		for _, c := range st.Checks {
+			if _, ok := s.Sources[c.To]; ok && t.Sources[c.To] == nil {
+				if src := openSpecSource(c.To); src != nil {
+					if t.CheckSources == nil {
+						t.CheckSources = map[string]connectors.Source{}
+					}
+					t.CheckSources[c.To] = src
+				}
+			}
+		}
 		if st.Retries != nil {
 			t.MaxAttempts = *st.Retries + 1
 		}

@@ -8,12 +8,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/liminal-data/liminal/checks"
 	"github.com/liminal-data/liminal/connectors"
 )
 
@@ -273,6 +275,11 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 			manifests = append(manifests, *r.Manifest)
 		}
 	}
+	if len(t.Checks) > 0 {
+		if err := c.check(ctx, t, plan, manifests, &tr, log); err != nil {
+			return tr, err
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return tr, fmt.Errorf("cancelled before commit: %w", err)
 	}
@@ -287,6 +294,36 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 	log.Info("task committed", "partitions", tr.Partitions, "rows_in", tr.RowsIn, "rows_out", tr.RowsOut,
 		"bytes_out", tr.BytesOut, "files", len(out.Files), "already_committed", out.AlreadyCommitted)
 	return tr, nil
+}
+
+// check evaluates the task's data checks on its staged output: failed
+// checks of severity error block the commit (the task fails, nothing is
+// published); failed warnings are logged and reported.
+func (c *Coordinator) check(ctx context.Context, t *Task, plan *TaskPlan, staged []connectors.Manifest, tr *TaskResult, log *slog.Logger) error {
+	ch, ok := c.exec.(Checker)
+	if !ok {
+		return connectors.Permanent(errors.New("this executor cannot evaluate data checks"))
+	}
+	results, err := ch.Check(ctx, t, plan, staged)
+	if err != nil {
+		return fmt.Errorf("data checks: %w", err)
+	}
+	tr.Checks = results
+	for _, r := range checks.Failed(results) {
+		log.Warn("data check failed", "check", r.Name, "severity", r.Severity, "failures", r.Failures, "message", r.Message, "error", r.Error)
+	}
+	if blocking := checks.Blocking(results); len(blocking) > 0 {
+		msgs := make([]string, len(blocking))
+		for i, r := range blocking {
+			msgs[i] = r.Message
+			if msgs[i] == "" {
+				msgs[i] = r.Name + ": " + r.Error
+			}
+		}
+		return connectors.Permanent(fmt.Errorf("data checks failed, nothing committed: %s", strings.Join(msgs, "; ")))
+	}
+	log.Info("data checks passed", "checks", len(results))
+	return nil
 }
 
 // attempt runs a partition until it succeeds, fails permanently or runs

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/liminal-data/liminal/checks"
 	"github.com/liminal-data/liminal/connectors"
 	"github.com/liminal-data/liminal/partition"
 	"github.com/liminal-data/liminal/spec"
@@ -35,6 +36,11 @@ type Task struct {
 	RetryDelay time.Duration
 	// Timeout bounds the task (0: none).
 	Timeout time.Duration
+	// Checks run on the task's staged output before it is committed.
+	Checks []spec.Check
+	// CheckSources are the sources checks refer to (relationships) beyond
+	// the task's own.
+	CheckSources map[string]connectors.Source
 	// Program, when set, makes this a command or spark task: it runs the
 	// program instead of a query, and has no sources or sink.
 	Program *Program
@@ -95,6 +101,12 @@ type AttemptResult struct {
 	RowsOut  int64
 }
 
+// Checker is an Executor that can evaluate a task's data checks on its
+// staged output (the manifests of the attempts about to be committed).
+type Checker interface {
+	Check(ctx context.Context, t *Task, plan *TaskPlan, staged []connectors.Manifest) ([]checks.Result, error)
+}
+
 // Executor plans tasks and runs attempts; coordinator/worker implements it
 // with the engine. Implementations are safe for concurrent use.
 type Executor interface {
@@ -146,5 +158,6 @@ type TaskResult struct {
 	DurationMS      int64                  `json:"duration_ms"`
 	Outputs         []connectors.Committed `json:"outputs"`
 	Warnings        []string               `json:"warnings,omitempty"`
+	Checks          []checks.Result        `json:"checks,omitempty"`
 	Error           string                 `json:"error,omitempty"`
 }

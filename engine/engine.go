@@ -424,3 +424,12 @@ func (s *stream) close() {
 		s.RecordReader.Release()
 	}
 }
+
+// WithConn runs f with the engine's planning connection (one caller at a
+// time): for short queries outside a partition, such as data checks over
+// staged output. f must not keep the connection.
+func (e *Engine) WithConn(ctx context.Context, f func(*sql.Conn) error) error {
+	e.planMu.Lock()
+	defer e.planMu.Unlock()
+	return f(e.planner.conn)
+}

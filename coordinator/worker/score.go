@@ -595,7 +595,33 @@ func concatBatches(parts []arrow.RecordBatch) (arrow.RecordBatch, error) {
 func arrowColumns(s *arrow.Schema) []engine.Column {
 	cols := make([]engine.Column, s.NumFields())
 	for i, f := range s.Fields() {
-		cols[i] = engine.Column{Name: f.Name, Type: f.Type.String()}
+		cols[i] = engine.Column{Name: f.Name, Type: duckType(f.Type)}
 	}
 	return cols
+}
+
+// duckType names an Arrow type as DuckDB does, for the plan's description
+// (and empty outputs); VARCHAR for what scoring never produces.
+func duckType(t arrow.DataType) string {
+	switch t.ID() {
+	case arrow.FLOAT64:
+		return "DOUBLE"
+	case arrow.FLOAT32:
+		return "FLOAT"
+	case arrow.INT64:
+		return "BIGINT"
+	case arrow.INT32:
+		return "INTEGER"
+	case arrow.INT16:
+		return "SMALLINT"
+	case arrow.INT8:
+		return "TINYINT"
+	case arrow.BOOL:
+		return "BOOLEAN"
+	case arrow.DATE32:
+		return "DATE"
+	case arrow.TIMESTAMP:
+		return "TIMESTAMP"
+	}
+	return "VARCHAR"
 }
