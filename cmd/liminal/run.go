@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/liminal-data/liminal/connectors"
+	"github.com/liminal-data/liminal/connectors/file"
 	"github.com/liminal-data/liminal/coordinator"
 	"github.com/liminal-data/liminal/coordinator/worker"
 	"github.com/liminal-data/liminal/engine"
@@ -28,7 +33,18 @@ type runFlags struct {
 	maxAttempts   int
 	workDir       string
 	memoryLimit   string
+	resultFile    string
+	// run only
+	task            string
+	skipIfCommitted bool
 }
+
+// exitSkipped: nothing to do (--skip-if-committed found the run id
+// committed by every task's sink); nothing ran.
+const exitSkipped = 3
+
+// statusSkipped is the RunResult status of a skipped run.
+const statusSkipped = "skipped"
 
 func (f *runFlags) register(cmd *cobra.Command, running bool) {
 	cmd.Flags().IntVar(&f.workers, "workers", defaultWorkers(), "partitions that run at once (worker slots)")
@@ -40,6 +56,7 @@ func (f *runFlags) register(cmd *cobra.Command, running bool) {
 		cmd.Flags().IntVar(&f.maxAttempts, "max-attempts", 3, "attempts per partition for transient errors")
 		cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where DuckDB spills when memory runs short (default: the OS temp directory)")
 		cmd.Flags().StringVar(&f.memoryLimit, "memory-limit", "", "DuckDB memory limit for the whole run, e.g. 4GB (default: 80% of RAM); DuckDB spills beyond it")
+		cmd.Flags().StringVar(&f.resultFile, "result-file", "", "also write the JSON result to this file (atomically; also on failure), e.g. /airflow/xcom/return.json")
 	}
 }
 
@@ -75,6 +92,9 @@ output exactly as it was.`,
 			if err := f.validate(); err != nil {
 				return err
 			}
+			if f.skipIfCommitted && f.runID == "" {
+				return exit(exitInvalid, fmt.Errorf("--skip-if-committed needs --run-id"))
+			}
 			s, p, pi, err := loadPipeline(args[0], pipeline)
 			if err != nil {
 				return g.failEarly(f, p, err)
@@ -90,6 +110,8 @@ output exactly as it was.`,
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&pipeline, "pipeline", "", "pipeline to run (required when the spec has several)")
+	cmd.Flags().StringVar(&f.task, "task", "", "run only this task of the pipeline (as an orchestrator's step)")
+	cmd.Flags().BoolVar(&f.skipIfCommitted, "skip-if-committed", false, "exit 3 without running when every task's sink already committed --run-id")
 	return cmd
 }
 
@@ -120,14 +142,117 @@ func (g *globals) failEarly(f runFlags, p *spec.Pipeline, err error) error {
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	if f.asJSON {
-		res := &coordinator.RunResult{RunID: f.runID, Status: coordinator.StatusFailed, ExitCode: code, Error: err.Error(), Tasks: []coordinator.TaskResult{}}
-		if p != nil {
-			res.Pipeline = p.Pipeline
+	res := &coordinator.RunResult{RunID: f.runID, Status: coordinator.StatusFailed, ExitCode: code, Error: err.Error(), Tasks: []coordinator.TaskResult{}}
+	if p != nil {
+		res.Pipeline = p.Pipeline
+	}
+	if f.resultFile != "" {
+		if werr := writeResultFile(f.resultFile, res); werr != nil {
+			err = errors.Join(err, werr)
 		}
+	}
+	if f.asJSON {
 		_ = printJSON(g.stdout, res)
 	}
 	return exit(code, err)
+}
+
+// runTasks resolves the tasks and runs them (the path of `liminal run`
+// and of the scheduler). An error is a problem found before the run
+// started; a failed run is a result.
+func runTasks(ctx context.Context, f runFlags, pipeline string, resolve func(context.Context) ([]*coordinator.Task, error), o coordinator.Options) (*coordinator.RunResult, error) {
+	tasks, err := resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.task != "" {
+		var names []string
+		for _, t := range tasks {
+			names = append(names, t.Name)
+		}
+		i := slices.IndexFunc(tasks, func(t *coordinator.Task) bool { return t.Name == f.task })
+		if i < 0 {
+			return nil, exit(exitInvalid, fmt.Errorf("--task %q: not a task that runs on its own in pipeline %s (tasks: %s)", f.task, pipeline, strings.Join(names, ", ")))
+		}
+		tasks = tasks[i : i+1]
+	}
+	if f.skipIfCommitted {
+		if res := committedResult(f.runID, pipeline, tasks); res != nil {
+			return res, nil
+		}
+	}
+	eng, err := f.engine()
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	wk := worker.New(eng)
+	defer wk.Close()
+	o.MaxAttempts = f.maxAttempts
+	return coordinator.New(wk, o).Run(ctx, f.runID, pipeline, tasks), nil
+}
+
+// committedResult is the result of a skipped run when every task's sink is
+// a directory whose _SUCCESS manifest lists runID, and nil otherwise:
+// single-file and database sinks keep no run ids, so they always run.
+func committedResult(runID, pipeline string, tasks []*coordinator.Task) *coordinator.RunResult {
+	now := time.Now().UTC()
+	res := &coordinator.RunResult{RunID: runID, Pipeline: pipeline, Status: statusSkipped, ExitCode: exitSkipped, StartedAt: now, FinishedAt: now}
+	for _, t := range tasks {
+		fs, ok := t.Sink.(*file.Sink)
+		if !ok || fs.SingleFile() {
+			return nil
+		}
+		succ, err := file.ReadSuccess(fs.Target())
+		if err != nil || !slices.Contains(succ.Runs, runID) {
+			return nil
+		}
+		out := connectors.Committed{URI: fs.Target(), Rows: succ.Rows, Bytes: succ.Bytes, AlreadyCommitted: true}
+		for _, sf := range succ.Files {
+			out.Files = append(out.Files, filepath.Join(fs.Target(), sf.Path))
+		}
+		res.Tasks = append(res.Tasks, coordinator.TaskResult{Task: t.Name, Status: statusSkipped, RowsOut: succ.Rows, BytesOut: succ.Bytes,
+			Outputs: []connectors.Committed{out}})
+	}
+	if len(res.Tasks) == 0 {
+		return nil
+	}
+	return res
+}
+
+// writeResultFile writes the JSON result to path atomically: a temporary
+// file in the same directory, renamed over path.
+func writeResultFile(path string, res *coordinator.RunResult) error {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--result-file: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("--result-file: %w", err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("--result-file: %w", err)
+	}
+	return nil
 }
 
 // execute resolves the tasks, runs them and reports the result.
@@ -140,24 +265,20 @@ func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline st
 	if f.runID == "" {
 		f.runID = coordinator.NewRunID()
 	}
-	tasks, err := resolve(ctx)
+	progress := coordinator.NewProgress(g.stderr, tty, log, 5*time.Second)
+	defer progress.Stop()
+	res, err := runTasks(ctx, f, pipeline, resolve, coordinator.Options{Logger: log, Progress: progress})
+	progress.Stop()
 	if err != nil {
 		return g.failEarly(f, &spec.Pipeline{Pipeline: pipeline}, err)
 	}
-	eng, err := f.engine()
-	if err != nil {
-		return g.failEarly(f, nil, err)
-	}
-	defer eng.Close()
-	progress := coordinator.NewProgress(g.stderr, tty, log, 5*time.Second)
-	defer progress.Stop()
-	wk := worker.New(eng)
-	defer wk.Close()
-	co := coordinator.New(wk, coordinator.Options{MaxAttempts: f.maxAttempts, Logger: log, Progress: progress})
-	res := co.Run(ctx, f.runID, pipeline, tasks)
-	progress.Stop()
 	if specPath != "" {
 		res.Spec = specPath
+	}
+	if f.resultFile != "" {
+		if err := writeResultFile(f.resultFile, res); err != nil {
+			return exit(exitFailed, err)
+		}
 	}
 	if f.asJSON {
 		if err := printJSON(g.stdout, res); err != nil {
@@ -166,6 +287,9 @@ func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline st
 	} else {
 		printSummary(g.stdout, res)
 	}
+	if res.Status == statusSkipped {
+		return exit(exitSkipped, fmt.Errorf("run %s skipped: every task's sink already committed it (--skip-if-committed)", res.RunID))
+	}
 	if res.Status != coordinator.StatusSucceeded {
 		return exit(max(res.ExitCode, exitFailed), errors.New(res.Error))
 	}
@@ -173,6 +297,10 @@ func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline st
 }
 
 func printSummary(w io.Writer, r *coordinator.RunResult) {
+	if r.Status == statusSkipped {
+		fmt.Fprintf(w, "run %s skipped: already committed by every task's sink\n", r.RunID)
+		return
+	}
 	fmt.Fprintf(w, "run %s %s in %.1fs\n", r.RunID, r.Status, float64(r.DurationMS)/1000)
 	for _, t := range r.Tasks {
 		fmt.Fprintf(w, "  task %s: %s, %d partitions (%s), %d rows in, %d rows out, %d bytes\n",
