@@ -82,7 +82,8 @@ func newRoot(g *globals) *cobra.Command {
 it splits the input into partitions, runs them in parallel through an embedded
 DuckDB executor, and commits the output atomically and exactly once.
 
-Exit codes: 0 success, 1 the run failed or was cancelled, 2 invalid spec, SQL or usage.`,
+Exit codes: 0 success, 1 the run failed or was cancelled, 2 invalid spec, SQL or usage,
+3 skipped: --skip-if-committed found the run id already committed.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

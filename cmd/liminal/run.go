@@ -34,6 +34,9 @@ type runFlags struct {
 	workDir       string
 	memoryLimit   string
 	resultFile    string
+	// pipelineSpec, when set, is the spec's pipeline: its alerts are raised
+	// when the run ends.
+	pipelineSpec *spec.Pipeline
 	// run only
 	task            string
 	skipIfCommitted bool
@@ -102,6 +105,7 @@ output exactly as it was.`,
 			if f.runID == "" {
 				f.runID = coordinator.NewRunID()
 			}
+			f.pipelineSpec = p
 			return g.execute(cmd.Context(), f, args[0], p.Pipeline, func(ctx context.Context) ([]*coordinator.Task, error) {
 				return coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions,
 					RunID: f.runID, WorkDir: f.workDir})
@@ -275,6 +279,7 @@ func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline st
 	if specPath != "" {
 		res.Spec = specPath
 	}
+	sendAlerts(f.pipelineSpec, res, log)
 	if f.resultFile != "" {
 		if err := writeResultFile(f.resultFile, res); err != nil {
 			return exit(exitFailed, err)

@@ -140,7 +140,8 @@ func scheduledRun(ctx context.Context, f runFlags, job scheduler.Job, runID stri
 	var res *coordinator.RunResult
 	if err == nil {
 		res, err = runTasks(ctx, f, job.Pipeline, func(ctx context.Context) ([]*coordinator.Task, error) {
-			return coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions})
+			return coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions,
+				RunID: runID, WorkDir: f.workDir})
 		}, coordinator.Options{Logger: log})
 	}
 	if err != nil {
@@ -156,6 +157,9 @@ func scheduledRun(ctx context.Context, f runFlags, job scheduler.Job, runID stri
 			Error: err.Error(), StartedAt: now, FinishedAt: now, Tasks: []coordinator.TaskResult{}}
 	}
 	res.Spec = job.Spec
+	if p != nil {
+		sendAlerts(p, res, log)
+	}
 	if res.Status == statusSkipped {
 		log.Info("run skipped: already committed by every sink", "pipeline", job.Pipeline, "run_id", runID)
 	}
