@@ -174,6 +174,18 @@ func (m *Metrics) finish(pipeline string, res *coordinator.RunResult) {
 	if res != nil {
 		status = res.Status
 		d = res.FinishedAt.Sub(res.StartedAt)
+		for _, t := range res.Tasks {
+			run, failed := map[string]int{}, map[string]int{}
+			for _, c := range t.Checks {
+				run[c.Severity]++
+				if !c.Passed {
+					failed[c.Severity]++
+				}
+			}
+			for sev, n := range run {
+				m.Checks(pipeline, t.Task, sev, n, failed[sev])
+			}
+		}
 	}
 	m.runs.WithLabelValues(pipeline, status).Inc()
 	m.runDuration.WithLabelValues(pipeline, status).Observe(max(d, 0).Seconds())

@@ -20,6 +20,7 @@ import (
 	"github.com/liminal-data/liminal/coordinator"
 	"github.com/liminal-data/liminal/coordinator/worker"
 	"github.com/liminal-data/liminal/engine"
+	"github.com/liminal-data/liminal/metrics"
 	"github.com/liminal-data/liminal/spec"
 )
 
@@ -34,6 +35,7 @@ type runFlags struct {
 	workDir       string
 	memoryLimit   string
 	resultFile    string
+	pushgateway   string
 	// pipelineSpec, when set, is the spec's pipeline: its alerts are raised
 	// when the run ends.
 	pipelineSpec *spec.Pipeline
@@ -59,6 +61,7 @@ func (f *runFlags) register(cmd *cobra.Command, running bool) {
 		cmd.Flags().IntVar(&f.maxAttempts, "max-attempts", 3, "attempts per partition for transient errors")
 		cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where DuckDB spills when memory runs short (default: the OS temp directory)")
 		cmd.Flags().StringVar(&f.memoryLimit, "memory-limit", "", "DuckDB memory limit for the whole run, e.g. 4GB (default: 80% of RAM); DuckDB spills beyond it")
+		cmd.Flags().StringVar(&f.pushgateway, "pushgateway", os.Getenv("LIMINAL_PUSHGATEWAY"), "push the run's metrics to this Prometheus Pushgateway URL when it ends (default $LIMINAL_PUSHGATEWAY)")
 		cmd.Flags().StringVar(&f.resultFile, "result-file", "", "also write the JSON result to this file (atomically; also on failure), e.g. /airflow/xcom/return.json")
 	}
 }
@@ -271,8 +274,18 @@ func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline st
 	}
 	progress := coordinator.NewProgress(g.stderr, tty, log, 5*time.Second)
 	defer progress.Stop()
-	res, err := runTasks(ctx, f, pipeline, resolve, coordinator.Options{Logger: log, Progress: progress})
+	m := metrics.New()
+	m.RunStarted(pipeline)
+	res, err := runTasks(ctx, f, pipeline, resolve, coordinator.Options{Logger: log, Progress: metrics.MultiProgress{progress, m}})
 	progress.Stop()
+	if f.pushgateway != "" {
+		m.RunFinished(pipeline, res)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if perr := m.Push(pctx, f.pushgateway, "liminal"); perr != nil {
+			log.Warn("push metrics", "error", perr) // never fails the run
+		}
+		cancel()
+	}
 	if err != nil {
 		return g.failEarly(f, &spec.Pipeline{Pipeline: pipeline}, err)
 	}
