@@ -57,8 +57,11 @@ func (o *oracle) restored(now time.Time, policy LeasePolicy) {
 		if policy == DropLeases {
 			o.inc[w]++
 			o.contact[w] = time.Time{}
-		} else if !o.contact[w].IsZero() && now.Sub(o.contact[w]) < o.ttl {
-			o.contact[w] = now // the restored scheduler gives live workers a fresh TTL
+		} else if !o.contact[w].IsZero() {
+			// KeepLeases: the restored scheduler gives every worker it knew
+			// a fresh TTL from the restore (the outage is not held against
+			// them), whenever they were last heard from.
+			o.contact[w] = now
 		}
 	}
 }
