@@ -4,5 +4,8 @@
 package all
 
 import (
-	_ "github.com/liminal-data/liminal/connectors/file" // parquet and csv files
+	_ "github.com/liminal-data/liminal/connectors/duckdb"   // tables in DuckDB database files
+	_ "github.com/liminal-data/liminal/connectors/file"     // parquet and csv files
+	_ "github.com/liminal-data/liminal/connectors/hive"     // HiveServer2 tables and queries (Hive, Spark Thrift Server)
+	_ "github.com/liminal-data/liminal/connectors/postgres" // PostgreSQL tables and queries
 )

@@ -77,6 +77,17 @@ func OpenSink(_ context.Context, c connectors.SinkConfig) (connectors.Sink, erro
 	if single && mode == connectors.ModeAppend {
 		return nil, connectors.Permanent(fmt.Errorf("sink %s: mode append needs a directory, not a single file", c.URI))
 	}
+	switch mode {
+	case connectors.ModeUpsert:
+		return nil, connectors.Permanent(fmt.Errorf("sink %s: mode upsert needs a database sink with key columns; a file sink can append, overwrite or overwrite_partitions", c.URI))
+	case connectors.ModeOverwritePartitions:
+		if len(c.PartitionBy) == 0 {
+			return nil, connectors.Permanent(fmt.Errorf("sink %s: mode overwrite_partitions needs partition_by", c.URI))
+		}
+	case connectors.ModeError, connectors.ModeAppend, connectors.ModeOverwrite:
+	default:
+		return nil, connectors.Permanent(fmt.Errorf("sink %s: unknown mode %q", c.URI, mode))
+	}
 	if f != Parquet && (s.compression != "" || s.rowGroup != 0) {
 		return nil, connectors.Permanent(fmt.Errorf("sink %s: compression and row_group_size apply to parquet only", c.URI))
 	}
@@ -444,7 +455,7 @@ func (s *Sink) Commit(ctx context.Context, run connectors.Run, staged []connecto
 	if !s.single && ex {
 		prev, _ = ReadSuccess(s.target)
 	}
-	if prev != nil && s.mode == connectors.ModeAppend {
+	if prev != nil && (s.mode == connectors.ModeAppend || s.mode == connectors.ModeOverwritePartitions) {
 		for _, r := range prev.Runs {
 			if r == run.ID {
 				out.AlreadyCommitted = true
@@ -488,6 +499,24 @@ func (s *Sink) Commit(ctx context.Context, run connectors.Run, staged []connecto
 			succ.Rows, succ.Bytes = prev.Rows, prev.Bytes
 			succ.Runs = append(append([]string(nil), prev.Runs...), run.ID)
 		}
+		if s.mode == connectors.ModeOverwritePartitions {
+			replaced := s.producedPartitions(staged)
+			for _, d := range replaced {
+				if _, err := os.Stat(filepath.Join(s.target, d)); err == nil {
+					j.Remove = append(j.Remove, d)
+				}
+			}
+			if prev != nil {
+				succ.Runs = append(append([]string(nil), prev.Runs...), run.ID)
+				for _, f := range prev.Files {
+					if !underAny(f.Path, replaced) {
+						succ.Files = append(succ.Files, f)
+						succ.Rows += f.Rows
+						succ.Bytes += f.Bytes
+					}
+				}
+			}
+		}
 		for _, m := range staged {
 			for _, f := range m.Files {
 				succ.Files = append(succ.Files, SuccessFile{Path: f.Final, Rows: f.Rows, Bytes: f.Bytes})
@@ -509,6 +538,39 @@ func (s *Sink) Commit(ctx context.Context, run connectors.Run, staged []connecto
 	s.removeEmptyStaging()
 	sort.Strings(out.Files)
 	return out, nil
+}
+
+// producedPartitions lists the partition directories (relative to the
+// target, "dt=2024-01-01/region=IL") that the staged files go to.
+func (s *Sink) producedPartitions(staged []connectors.Manifest) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range staged {
+		for _, f := range m.Files {
+			segs := strings.Split(filepath.ToSlash(filepath.Dir(f.Final)), "/")
+			if len(segs) > len(s.partitionBy) {
+				segs = segs[:len(s.partitionBy)]
+			}
+			d := filepath.FromSlash(strings.Join(segs, "/"))
+			if d == "." || d == "" || seen[d] {
+				continue
+			}
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// underAny reports whether relative path p lies in one of dirs.
+func underAny(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if strings.HasPrefix(filepath.Clean(p), filepath.Clean(d)+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
 }
 
 // recover rolls forward every commit journal left by a crashed commit.
@@ -559,6 +621,10 @@ func (j *journal) apply(path string) error {
 				return err
 			}
 			for _, r := range j.Remove {
+				// A partition directory (overwrite_partitions) may be nested.
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(j.Trash, r)), 0o755); err != nil {
+					return err
+				}
 				err := os.Rename(filepath.Join(j.Target, r), filepath.Join(j.Trash, r))
 				if err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return err

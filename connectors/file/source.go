@@ -90,6 +90,7 @@ type Source struct {
 	format Format
 	files  []partition.File
 	csv    string // read_csv options (whole-input dialect and types), CSV only
+	hive   *hiveLayout
 }
 
 var (
@@ -116,10 +117,18 @@ func OpenSource(ctx context.Context, c connectors.SourceConfig) (connectors.Sour
 		}
 	}
 	s := &Source{name: c.Name, uri: c.URI, format: f}
-	switch f {
-	case Parquet:
+	if f == Parquet {
+		s.hive, err = detectHive(localPath(c.URI, c.BaseDir), paths, c.Options)
+		if err != nil {
+			return nil, connectors.Permanent(fmt.Errorf("%s: %w", c.URI, err))
+		}
+	}
+	switch {
+	case s.hive != nil:
+		err = s.loadHive(ctx, paths)
+	case f == Parquet:
 		err = s.loadParquet(ctx, paths)
-	case CSV:
+	case f == CSV:
 		err = s.loadCSV(ctx, paths, c.Options)
 	}
 	if err != nil {
@@ -407,6 +416,9 @@ func firstLine(br *bufio.Reader) string {
 
 // Describe implements connectors.Source.
 func (s *Source) Describe() string {
+	if s.hive != nil {
+		return fmt.Sprintf("%s (%s, %d files, hive-partitioned by %s)", s.uri, s.format, len(s.files), strings.Join(s.hive.keys, ", "))
+	}
 	return fmt.Sprintf("%s (%s, %d files)", s.uri, s.format, len(s.files))
 }
 
@@ -436,6 +448,9 @@ func (s *Source) ScanSQL(sp *partition.Split) (string, error) {
 	}
 	if len(pieces) == 0 {
 		return "", fmt.Errorf("split has no files")
+	}
+	if s.hive != nil {
+		return s.hive.scan(pieces)
 	}
 	var whole []string
 	var parts []string

@@ -1,0 +1,11 @@
+package conformance
+
+import (
+	"testing"
+
+	"github.com/liminal-data/liminal/internal/depcheck"
+)
+
+func TestDeps(t *testing.T) {
+	depcheck.Forbid(t, "engine", "coordinator", "infer", "cmd", "spec")
+}
