@@ -653,6 +653,14 @@ func (s *Sink) commitTx(ctx context.Context, tx pgx.Tx, run connectors.Run, stag
 	if err := exec("SELECT pg_advisory_xact_lock(hashtext($1))", "liminal:"+s.targetKey()); err != nil {
 		return err
 	}
+	// Staged rows reach an existing table through PostgreSQL's assignment
+	// casts; between timestamp and timestamptz those use the session's
+	// TimeZone (the server's, the role's, or a TimeZone URI parameter).
+	// The connector reads timestamptz as UTC instants and writes Arrow
+	// timestamps as UTC, so the commit casts in UTC too.
+	if err := exec("SET LOCAL TimeZone = 'UTC'"); err != nil {
+		return err
+	}
 	done, rows, err := s.committed(ctx, tx, run)
 	if err != nil {
 		return err
