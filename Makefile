@@ -10,7 +10,7 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 EXAMPLE    := examples/quickstart
 ROWS       ?= 1000000
 
-.PHONY: all build example test test-short vet fmt-check fuzz fixtures-check bench compare clean
+.PHONY: all build example test test-unit test-integration test-short vet fmt-check fuzz fixtures-check bench compare clean
 
 all: build
 
@@ -21,16 +21,27 @@ example: build ## generate the example data if needed and run the quick-start pi
 	@test -f $(EXAMPLE)/data/customers/customers.parquet || ./$(BIN) gen --dir $(EXAMPLE)/data --rows $(ROWS)
 	cd $(EXAMPLE) && ../../$(BIN) run pipeline.yml
 
+# Every test runs once: the unit tests skip the TestXxxIntegration tests,
+# which test-integration runs against real servers.
+test: vet fmt-check test-unit test-integration ## run every test (the README's test command)
+
 # The tests need the reference Python environment (scikit-learn, xgboost,
 # lightgbm, onnxruntime, pyarrow from PyPI; scripts/pyenv.sh) and
 # libonnxruntime (scripts/onnxruntime.sh), both cached in ~/.cache/liminal.
-test: vet fmt-check ## run every test (the README's test command)
+test-unit: ## every test but the connectors' integration tests
 	LIMINAL_PYTHON=$${LIMINAL_PYTHON:-$$(scripts/pyenv.sh)} \
 	LIMINAL_ONNXRUNTIME_LIB=$${LIMINAL_ONNXRUNTIME_LIB:-$$(scripts/onnxruntime.sh)} \
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -count=1 -timeout 25m -skip 'Integration$$' ./...
 
-test-short: ## quick tests only
-	$(GO) test -short ./...
+# One package at a time: install (cached in ~/.cache/liminal) and start its
+# servers (PostgreSQL, HiveServer2, Trino and PrestoDB), run its
+# TestXxxIntegration tests, stop the servers. A server that cannot be
+# installed or started fails the target; nothing is skipped.
+test-integration: ## the connectors' integration tests against real servers
+	GO="$(GO)" bash scripts/test-integration.sh
+
+test-short: ## quick tests only (no servers)
+	$(GO) test -short -skip 'Integration$$' ./...
 
 vet:
 	$(GO) vet ./...

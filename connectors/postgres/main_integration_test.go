@@ -22,8 +22,9 @@ import (
 )
 
 // The integration tests run against a real server: LIMINAL_PG_URL (and
-// LIMINAL_PG_PASSWORD) when set, else one that TestMain starts with
-// scripts/postgres.sh and stops at the end. When the server cannot be
+// LIMINAL_PG_PASSWORD) when set, else one that the first test needing it
+// starts with scripts/postgres.sh and TestMain stops at the end (so unit
+// tests and fuzzing alone start nothing). When the server cannot be
 // started the integration tests fail with the script's output, unless
 // LIMINAL_SKIP_INTEGRATION=1.
 var (
@@ -31,15 +32,13 @@ var (
 	pgPassword string
 	pgStartErr error
 	pgStartup  time.Duration
+	pgOnce     sync.Once
+	pgStop     = func() {}
 )
 
 func TestMain(m *testing.M) {
-	stop := func() {}
-	if os.Getenv("LIMINAL_SKIP_INTEGRATION") != "1" {
-		stop = startServer()
-	}
 	code := m.Run()
-	stop()
+	pgStop()
 	os.Exit(code)
 }
 
@@ -82,12 +81,14 @@ func startServer() func() {
 	}
 }
 
-// needPG skips or fails t when there is no server.
+// needPG skips or fails t when there is no server, starting it on first
+// use.
 func needPG(t testing.TB) {
 	t.Helper()
 	if os.Getenv("LIMINAL_SKIP_INTEGRATION") == "1" {
 		t.Skip("LIMINAL_SKIP_INTEGRATION=1")
 	}
+	pgOnce.Do(func() { pgStop = startServer() })
 	if pgStartErr != nil {
 		t.Fatalf("no PostgreSQL server: %v", pgStartErr)
 	}
@@ -98,6 +99,7 @@ func needPG(t testing.TB) {
 
 func pgConnect(t testing.TB) *pgx.Conn {
 	t.Helper()
+	needPG(t)
 	tg, err := parseURI(pgURL+"?table=x", pgPassword)
 	if err != nil {
 		t.Fatal(err)
