@@ -79,6 +79,11 @@ type request struct {
 	RunID      string `json:"run_id,omitempty"`
 	Workers    int    `json:"workers,omitempty"`
 	TargetRows int64  `json:"target_rows,omitempty"`
+	// SpecFile is the absolute path an inline spec was read from: its
+	// relative paths resolve against its directory, and messages name it.
+	SpecFile string `json:"spec_file,omitempty"`
+	// Env holds the submitter's values of the ${VAR}s the spec refers to.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // run is a run's state in the server. mu guards info and the progress;
@@ -90,6 +95,8 @@ type run struct {
 
 	spec   *spec.Spec // nil for a run loaded from the state directory
 	pi     int
+	req    request
+	recipe *coordinator.Recipe // how workers rebuild the run's tasks
 	logs   *ring
 	log    *slog.Logger
 	ctx    context.Context

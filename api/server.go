@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -75,6 +77,13 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// LogLines is how many log lines of each run are kept (default 10000).
 	LogLines int
+	// Resume restarts the runs that were queued or running when the
+	// previous process stopped (cluster coordinators, whose journal keeps
+	// the partitions already done), instead of marking them failed.
+	Resume bool
+	// CoordinatorAttempts, when set, overrides MaxAttempts for the
+	// coordinator's own retries (a cluster's scheduler retries instead).
+	CoordinatorAttempts int
 }
 
 // InlineSpecFile names inline specs in error messages ("inline.yml:7: ...").
@@ -132,6 +141,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.routes()
+	s.mu.Lock()
+	s.dispatchLocked()
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -268,6 +280,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	case req.TargetRows < 0:
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "target_rows must not be negative")
 		return
+	case req.SpecFile != "" && (req.Spec == "" || !filepath.IsAbs(req.SpecFile)):
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "spec_file must be an absolute path, given with an inline spec")
+		return
 	}
 	fp := fingerprint(req)
 	if req.RunID != "" {
@@ -280,7 +295,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sp, p, pi, err := s.parse(req)
+	sp, p, pi, recipe, err := s.parse(req)
 	if err != nil {
 		var se spec.Errors
 		var e1 *spec.Error
@@ -313,7 +328,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if id == "" {
 		id = coordinator.NewRunID()
 	}
-	ru := &run{fingerprint: fp, spec: sp, pi: pi, logs: newRing(s.cfg.LogLines), done: make(chan struct{}),
+	ru := &run{fingerprint: fp, spec: sp, pi: pi, req: req, recipe: recipe, logs: newRing(s.cfg.LogLines), done: make(chan struct{}),
 		info: Run{ID: id, Status: StatusQueued, Spec: sp.Name, SpecName: req.SpecName, Pipeline: p.Pipeline,
 			Workers: workers, TargetRows: req.TargetRows, CreatedAt: time.Now().UTC(), Tasks: []TaskProgress{}}}
 	ru.log = slog.New(slog.NewMultiHandler(s.log.Handler(), slog.NewJSONHandler(ru.logs, nil)))
@@ -378,34 +393,60 @@ func (s *Server) specNames() []string {
 	return names
 }
 
-// parse reads the request's spec and picks its pipeline.
-func (s *Server) parse(req request) (*spec.Spec, *spec.Pipeline, int, error) {
-	var sp *spec.Spec
-	var err error
+// parse reads the request's spec and picks its pipeline. The recipe is
+// how worker processes rebuild the same tasks.
+func (s *Server) parse(req request) (*spec.Spec, *spec.Pipeline, int, *coordinator.Recipe, error) {
+	var raw []byte
+	var file string
 	if req.SpecName != "" {
 		path, ok := s.cfg.Specs[req.SpecName]
 		if !ok {
-			return nil, nil, 0, &unknownSpec{req.SpecName}
+			return nil, nil, 0, nil, &unknownSpec{req.SpecName}
 		}
-		sp, err = spec.Load(path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, 0, nil, fmt.Errorf("spec %s: %w", path, err)
+		}
+		raw, file = b, path
 	} else {
-		// Relative paths of an inline spec resolve against the working
-		// directory of the coordinator.
-		sp, err = spec.Parse([]byte(req.Spec), InlineSpecFile)
+		// Relative paths of an inline spec resolve against its spec_file's
+		// directory, else the working directory of the coordinator.
+		raw, file = []byte(req.Spec), req.SpecFile
+		if file == "" {
+			file = InlineSpecFile
+		}
 	}
+	env := map[string]string{}
+	lookup := func(name string) (string, bool) {
+		if v, ok := req.Env[name]; ok {
+			env[name] = v
+			return v, true
+		}
+		v, ok := os.LookupEnv(name)
+		if ok {
+			env[name] = v
+		}
+		return v, ok
+	}
+	sp, err := spec.ParseWithEnv(raw, file, lookup)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, nil, err
 	}
 	p, err := sp.Pipeline(req.Pipeline)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, nil, err
 	}
+	pi := 0
 	for i := range sp.Pipelines {
 		if &sp.Pipelines[i] == p {
-			return sp, p, i, nil
+			pi = i
 		}
 	}
-	return sp, p, 0, nil
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, nil, 0, nil, err
+	}
+	return sp, p, pi, &coordinator.Recipe{Spec: raw, File: abs, Pipeline: pi, Env: env, TargetRows: req.TargetRows}, nil
 }
 
 // dispatchLocked starts queued runs while there is room. s.mu is held.
@@ -458,9 +499,12 @@ func (s *Server) runTasks(ctx context.Context, r *run, mrun *metrics.Run, log *s
 		return res
 	}
 	p := &r.spec.Pipelines[r.pi]
-	tasks, err := coordinator.Resolve(ctx, r.spec, p, r.pi, coordinator.Overrides{TargetRows: r.info.TargetRows})
+	tasks, err := coordinator.Resolve(ctx, r.spec, p, r.pi, coordinator.Overrides{TargetRows: r.info.TargetRows, RunID: r.info.ID})
 	if err != nil {
 		return failed(err)
+	}
+	for _, t := range tasks {
+		t.Recipe = r.recipe
 	}
 	r.mu.Lock()
 	for _, t := range tasks {
@@ -474,8 +518,12 @@ func (s *Server) runTasks(ctx context.Context, r *run, mrun *metrics.Run, log *s
 	}
 	defer release()
 	tk := tracker{r}
+	attempts := s.cfg.MaxAttempts
+	if s.cfg.CoordinatorAttempts > 0 {
+		attempts = s.cfg.CoordinatorAttempts
+	}
 	co := coordinator.New(executor{Executor: mrun.Executor(exec), tk: tk},
-		coordinator.Options{MaxAttempts: s.cfg.MaxAttempts, Logger: log, Progress: metrics.MultiProgress{mrun, tk}})
+		coordinator.Options{MaxAttempts: attempts, Logger: log, Progress: metrics.MultiProgress{mrun, tk}})
 	return co.Run(ctx, r.info.ID, p.Pipeline, tasks)
 }
 

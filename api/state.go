@@ -21,6 +21,9 @@ const restarted = "coordinator restarted"
 type stored struct {
 	Fingerprint string `json:"fingerprint"`
 	Run         Run    `json:"run"`
+	// Request is what the run was submitted with, kept so that a
+	// coordinator with Config.Resume can start it again.
+	Request *request `json:"request,omitempty"`
 }
 
 func (s *Server) runsDir() string { return filepath.Join(s.cfg.StateDir, "runs") }
@@ -33,11 +36,17 @@ func (s *Server) save(r *run) {
 		return
 	}
 	snap := r.snapshot(true)
-	b, err := json.MarshalIndent(stored{Fingerprint: r.fingerprint, Run: snap}, "", "  ")
+	st := stored{Fingerprint: r.fingerprint, Run: snap}
+	if !final(snap.Status) && r.spec != nil {
+		req := r.req
+		st.Request = &req
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
 		path := filepath.Join(s.runsDir(), snap.ID+".json")
 		tmp := path + ".tmp"
-		if err = os.WriteFile(tmp, b, 0o644); err == nil {
+		// 0600: the request may hold the values of the spec's variables.
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
 			err = os.Rename(tmp, path)
 		}
 	}
@@ -81,6 +90,13 @@ func (s *Server) load() error {
 		if r.info.Tasks == nil {
 			r.info.Tasks = []TaskProgress{}
 		}
+		if !final(r.info.Status) && s.cfg.Resume && st.Request != nil {
+			if err := s.resume(r, *st.Request); err == nil {
+				continue
+			} else {
+				s.log.Warn("cannot resume run", "run_id", r.info.ID, "error", err)
+			}
+		}
 		if !final(r.info.Status) {
 			now := time.Now().UTC()
 			started := now
@@ -107,5 +123,26 @@ func (s *Server) load() error {
 		}
 		s.runs[r.info.ID] = r
 	}
+	return nil
+}
+
+// resume queues again a run that was not over when the previous process
+// stopped, under the same id: its journaled partitions are not run again,
+// and its sinks' commits are idempotent per run id.
+func (s *Server) resume(r *run, req request) error {
+	sp, _, pi, recipe, err := s.parse(req)
+	if err != nil {
+		return err
+	}
+	r.spec, r.pi, r.req, r.recipe = sp, pi, req, recipe
+	r.logs = newRing(s.cfg.LogLines)
+	r.log = slog.New(slog.NewMultiHandler(s.log.Handler(), slog.NewJSONHandler(r.logs, nil)))
+	r.done = make(chan struct{})
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.info.Status, r.info.StartedAt, r.info.FinishedAt, r.info.Error, r.info.Result = StatusQueued, nil, nil, "", nil
+	r.info.Tasks = []TaskProgress{}
+	s.runs[r.info.ID] = r
+	s.queue = append(s.queue, r)
+	s.log.Warn("resuming run that was not over when the coordinator stopped", "run_id", r.info.ID)
 	return nil
 }

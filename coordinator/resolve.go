@@ -368,3 +368,40 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Resolve rebuilds the run's tasks from the recipe, as the submitting
+// process resolved them: the spec is interpolated with the recipe's Env
+// first, then this process's environment.
+func (r *Recipe) Resolve(ctx context.Context, runID string) ([]*Task, error) {
+	lookup := func(name string) (string, bool) {
+		if v, ok := r.Env[name]; ok {
+			return v, true
+		}
+		return os.LookupEnv(name)
+	}
+	s, err := spec.ParseWithEnv(r.Spec, r.File, lookup)
+	if err != nil {
+		return nil, Invalid(err)
+	}
+	if r.Pipeline < 0 || r.Pipeline >= len(s.Pipelines) {
+		return nil, Invalid(fmt.Errorf("recipe: pipeline %d of %d", r.Pipeline, len(s.Pipelines)))
+	}
+	tasks, err := Resolve(ctx, s, &s.Pipelines[r.Pipeline], r.Pipeline,
+		Overrides{TargetRows: r.TargetRows, MaxPartitions: r.MaxPartitions, RunID: runID, WorkDir: r.WorkDir})
+	for _, t := range tasks {
+		t.Recipe = r
+	}
+	return tasks, err
+}
+
+// RecordingLookup returns a lookup over the process environment that
+// records the variables a spec refers to, for Recipe.Env.
+func RecordingLookup(env map[string]string) spec.LookupFunc {
+	return func(name string) (string, bool) {
+		v, ok := os.LookupEnv(name)
+		if ok {
+			env[name] = v
+		}
+		return v, ok
+	}
+}

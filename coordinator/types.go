@@ -47,6 +47,29 @@ type Task struct {
 	// Cleanup lists intermediate outputs (directories) removed when the
 	// run ends, whatever its outcome.
 	Cleanup []string
+	// Recipe, when set, is how a worker process rebuilds this task
+	// (cluster runs); nil for ad-hoc tasks that exist only in this process.
+	Recipe *Recipe
+}
+
+// Recipe is how a remote worker rebuilds the tasks of a run: the spec as
+// submitted and the settings that shaped its resolution. It crosses the
+// wire as JSON. Paths in the spec resolve against File's directory, which
+// every worker must see (a shared file system).
+type Recipe struct {
+	// Spec is the YAML text, File its absolute path (for relative paths
+	// and file:line messages).
+	Spec []byte `json:"spec"`
+	File string `json:"file"`
+	// Pipeline is the index of the pipeline in the spec.
+	Pipeline int `json:"pipeline"`
+	// Env holds the submitter's values of the ${VAR}s the spec refers to,
+	// so that every process interpolates the spec alike. Secrets named by
+	// secret_env or secret_file are read where the task runs.
+	Env           map[string]string `json:"env,omitempty"`
+	TargetRows    int64             `json:"target_rows,omitempty"`
+	MaxPartitions int               `json:"max_partitions,omitempty"`
+	WorkDir       string            `json:"work_dir,omitempty"`
 }
 
 // Score is the model step of a batch_inference task.

@@ -441,3 +441,18 @@ func (e *Engine) WithConn(ctx context.Context, f func(*sql.Conn) error) error {
 	defer e.planMu.Unlock()
 	return f(e.planner.conn)
 }
+
+// ResultSchema returns the Arrow schema of q's result without running it.
+func (e *Engine) ResultSchema(ctx context.Context, q string) (*arrow.Schema, error) {
+	var sc *arrow.Schema
+	err := e.WithConn(ctx, func(c *sql.Conn) error {
+		rr, err := queryReader(ctx, c, "SELECT * FROM ("+q+") LIMIT 0")
+		if err != nil {
+			return err
+		}
+		sc = rr.Schema()
+		rr.Release()
+		return nil
+	})
+	return sc, err
+}

@@ -38,6 +38,7 @@ var Names = []string{
 	"liminal_worker_slots",
 	"liminal_worker_slots_busy",
 	"liminal_checks_total",
+	"liminal_cluster_workers",
 	"liminal_checks_failed_total",
 }
 
@@ -56,6 +57,7 @@ type Metrics struct {
 	runDuration       *prometheus.HistogramVec
 	activeRuns        *prometheus.GaugeVec
 	queuedRuns        prometheus.Gauge
+	clusterWorkers    prometheus.Gauge
 	partitions        *prometheus.CounterVec
 	partitionDuration *prometheus.HistogramVec
 	retries           *prometheus.CounterVec
@@ -104,13 +106,15 @@ func New() *Metrics {
 		Help: "Worker slots of the runs running now (partitions that can run at once)."})
 	m.slotsBusy = prometheus.NewGauge(prometheus.GaugeOpts{Name: "liminal_worker_slots_busy",
 		Help: "Worker slots running a partition attempt now."})
+	m.clusterWorkers = prometheus.NewGauge(prometheus.GaugeOpts{Name: "liminal_cluster_workers",
+		Help: "Worker processes registered with this coordinator (liminal coordinator --listen)."})
 	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liminal_checks_total",
 		Help: "Data checks run, by severity (error, warn)."}, []string{"pipeline", "task", "severity"})
 	m.checksFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "liminal_checks_failed_total",
 		Help: "Data checks failed, by severity (error, warn)."}, []string{"pipeline", "task", "severity"})
 	for _, c := range []prometheus.Collector{m.runs, m.runDuration, m.activeRuns, m.queuedRuns, m.partitions,
 		m.partitionDuration, m.retries, m.queuedPartitions, m.rowsIn, m.rowsOut, m.bytesOut, m.slots, m.slotsBusy,
-		m.checks, m.checksFailed} {
+		m.checks, m.checksFailed, m.clusterWorkers} {
 		f(c)
 	}
 	m.runtime.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -154,6 +158,10 @@ func (m *Metrics) RunFinished(pipeline string, res *coordinator.RunResult) {
 	}
 	m.finish(pipeline, res)
 }
+
+// SetClusterWorkers records the worker processes registered with a
+// cluster coordinator.
+func (m *Metrics) SetClusterWorkers(n int) { m.clusterWorkers.Set(float64(n)) }
 
 // SetQueuedRuns sets the number of runs waiting for a run slot.
 func (m *Metrics) SetQueuedRuns(n int) { m.queuedRuns.Set(float64(n)) }

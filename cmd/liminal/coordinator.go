@@ -34,16 +34,35 @@ type coordinatorFlags struct {
 	workDir        string
 	memoryLimit    string
 	logLines       int
+	// cluster
+	grpcListen  string
+	tlsCert     string
+	tlsKey      string
+	leaseTTL    time.Duration
+	speculative bool
 }
 
 func newCoordinatorCmd(g *globals) *cobra.Command {
 	var f coordinatorFlags
 	cmd := &cobra.Command{
-		Use:   "coordinator --http ADDR",
-		Short: "Serve the REST API: submit, list, inspect and cancel runs",
+		Use:   "coordinator [--listen ADDR] --http ADDR",
+		Short: "Serve the REST API and, with --listen, a cluster of worker processes",
 		Long: `Run the coordinator: a REST API (JSON, under /api/v1) that runs submitted
-pipeline runs in-process, at most --workers at once (others wait in a queue),
-each with its own embedded DuckDB engine and --run-workers worker slots.
+pipeline runs, at most --workers at once (others wait in a queue). Without
+--listen each run runs in-process with its own embedded DuckDB engine and
+--run-workers worker slots.
+
+With --listen ADDR the coordinator serves a cluster (gRPC on ADDR): worker
+processes ('liminal worker --coordinator ADDR') register and lease the runs'
+partitions; heartbeats extend leases, an expired lease (a dead, hung or
+unreachable worker) is run again elsewhere, and exactly one attempt of each
+partition is committed. Planning, final stages of two-stage plans, data checks
+and commits stay on the coordinator. Clients submit with
+'liminal run SPEC --coordinator ADDR'. With --state DIR the accepted attempts
+are journaled (bbolt, DIR/cluster/cluster.db): a coordinator killed and
+restarted resumes its runs without running those partitions again, and workers
+reconnect on their own. File sinks, specs, SQL files and models must be on
+storage every worker sees at the same path.
 
 Endpoints (OpenAPI 3 document at /api/v1/openapi.json):
   POST /api/v1/runs                 {"spec": "<inline YAML>"} or {"spec_name": "<name: of a --spec>"},
@@ -65,7 +84,10 @@ directory; --spec files are re-read at each submission.
 
 With --state DIR every run is kept as DIR/runs/ID.json, so that a restarted
 coordinator lists earlier runs; runs that were queued or running when it
-stopped are marked failed ("coordinator restarted").
+stopped are marked failed ("coordinator restarted"), or resumed with --listen.
+
+TLS: --tls-cert and --tls-key serve gRPC over TLS (workers and clients then
+pass --tls-ca). The same token authenticates the REST API and gRPC.
 
 On SIGINT or SIGTERM readiness turns 503, new runs are refused, queued runs are
 cancelled, running runs get --grace to finish and are then cancelled (their
@@ -92,6 +114,11 @@ output is not committed), and the coordinator exits 0.`,
 	fl.StringVar(&f.workDir, "work-dir", "", "where DuckDB spills (default: the OS temp directory)")
 	fl.StringVar(&f.memoryLimit, "memory-limit", "", "DuckDB memory limit of each run, e.g. 4GB (default: DuckDB's, 80% of RAM)")
 	fl.IntVar(&f.logLines, "log-lines", 10000, "log lines kept per run for the logs endpoint")
+	fl.StringVar(&f.grpcListen, "listen", "", "host:port of the cluster's gRPC service for workers and clients (default: no cluster, runs run in-process)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate of the gRPC service (with --tls-key)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the gRPC service")
+	fl.DurationVar(&f.leaseTTL, "lease-ttl", 10*time.Second, "how long a worker's lease lives without a heartbeat before its partition runs elsewhere")
+	fl.BoolVar(&f.speculative, "speculative", false, "run a copy of straggling partitions on another worker; the first to finish wins")
 	return cmd
 }
 
@@ -152,10 +179,38 @@ func (g *globals) coordinator(ctx context.Context, f coordinatorFlags) error {
 		w := worker.New(eng)
 		return w, func() { _ = w.Close(); _ = eng.Close() }, nil
 	}
-	srv, err := api.New(api.Config{Token: tok, MaxRuns: f.maxRuns, Workers: f.runWorkers, StateDir: f.state, Specs: specs,
-		NewExecutor: newExec, MaxAttempts: f.maxAttempts, Logger: log, Metrics: metrics.New(), LogLines: f.logLines})
+	m := metrics.New()
+	var cl *clusterService
+	if f.grpcListen != "" {
+		if cl, err = startCluster(f, log, m); err != nil {
+			return err
+		}
+		defer cl.close()
+		newExec = func(workers int) (coordinator.Executor, func(), error) {
+			// The coordinator's own engine plans, runs final stages and
+			// checks; partitions run on the workers.
+			eng, err := engine.New(engine.Options{Slots: 1, Threads: max(threads, 1), MemoryLimit: f.memoryLimit, TempDir: f.workDir})
+			if err != nil {
+				return nil, nil, err
+			}
+			w := worker.New(eng)
+			ex := cl.srv.Executor(w)
+			return ex, func() { _ = ex.Close(); _ = w.Close(); _ = eng.Close() }, nil
+		}
+	}
+	cfg := api.Config{Token: tok, MaxRuns: f.maxRuns, Workers: f.runWorkers, StateDir: f.state, Specs: specs,
+		NewExecutor: newExec, MaxAttempts: f.maxAttempts, Logger: log, Metrics: m, LogLines: f.logLines}
+	if cl != nil {
+		// The lease scheduler retries partitions (--max-attempts each);
+		// the run loop does not retry on top of it.
+		cfg.Resume, cfg.CoordinatorAttempts = true, 1
+	}
+	srv, err := api.New(cfg)
 	if err != nil {
 		return exit(exitFailed, err)
+	}
+	if cl != nil {
+		cl.serve(srv.Handler(), tok)
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -180,6 +235,9 @@ func (g *globals) coordinator(ctx context.Context, f coordinatorFlags) error {
 	defer hcancel()
 	if err := hs.Shutdown(hctx); err != nil {
 		_ = hs.Close()
+	}
+	if cl != nil {
+		cl.stop()
 	}
 	log.Info("coordinator stopped")
 	return nil

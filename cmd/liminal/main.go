@@ -91,7 +91,7 @@ Exit codes: 0 success, 1 the run failed or was cancelled, 2 invalid spec, SQL or
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn or error (default info; warn when progress is shown on a terminal)")
 	root.AddCommand(newRunCmd(g), newSQLCmd(g), newScoreCmd(g), newServeCmd(g), newPlanCmd(g), newValidateCmd(g), newGenCmd(g), newVersionCmd(g))
 	root.AddCommand(newSchedulerCmd(g), newRunsCmd(g), newExportCmd(g))
-	root.AddCommand(newCoordinatorCmd(g))
+	root.AddCommand(newCoordinatorCmd(g), newWorkerCmd(g))
 	return root
 }
 

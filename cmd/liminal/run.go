@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"os"
 	"path/filepath"
@@ -42,6 +43,10 @@ type runFlags struct {
 	// run only
 	task            string
 	skipIfCommitted bool
+	// cluster client (run --coordinator)
+	coordinator string
+	tokenFile   string
+	tlsCA       string
 }
 
 // exitSkipped: nothing to do (--skip-if-committed found the run id
@@ -63,6 +68,9 @@ func (f *runFlags) register(cmd *cobra.Command, running bool) {
 		cmd.Flags().StringVar(&f.memoryLimit, "memory-limit", "", "DuckDB memory limit for the whole run, e.g. 4GB (default: 80% of RAM); DuckDB spills beyond it")
 		cmd.Flags().StringVar(&f.pushgateway, "pushgateway", os.Getenv("LIMINAL_PUSHGATEWAY"), "push the run's metrics to this Prometheus Pushgateway URL when it ends (default $LIMINAL_PUSHGATEWAY)")
 		cmd.Flags().StringVar(&f.resultFile, "result-file", "", "also write the JSON result to this file (atomically; also on failure), e.g. /airflow/xcom/return.json")
+		cmd.Flags().StringVar(&f.coordinator, "coordinator", "", "submit to this cluster coordinator (host:port of its --listen) and follow the run to the end")
+		cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "with --coordinator: file holding the cluster token (default: $LIMINAL_TOKEN)")
+		cmd.Flags().StringVar(&f.tlsCA, "tls-ca", "", "with --coordinator: PEM certificate(s) to trust for the coordinator's TLS")
 	}
 }
 
@@ -100,6 +108,12 @@ output exactly as it was.`,
 			}
 			if f.skipIfCommitted && f.runID == "" {
 				return exit(exitInvalid, fmt.Errorf("--skip-if-committed needs --run-id"))
+			}
+			if f.coordinator != "" {
+				if f.runID == "" {
+					f.runID = coordinator.NewRunID()
+				}
+				return g.remoteRun(cmd.Context(), f, args[0], nil, pipeline)
 			}
 			s, p, pi, err := loadPipeline(args[0], pipeline)
 			if err != nil {
@@ -292,6 +306,12 @@ func (g *globals) execute(ctx context.Context, f runFlags, specPath, pipeline st
 	if specPath != "" {
 		res.Spec = specPath
 	}
+	return g.report(f, res, log)
+}
+
+// report raises the run's alerts and reports its result: the result file,
+// JSON or a summary, and the exit code.
+func (g *globals) report(f runFlags, res *coordinator.RunResult, log *slog.Logger) error {
 	sendAlerts(f.pipelineSpec, res, log)
 	if f.resultFile != "" {
 		if err := writeResultFile(f.resultFile, res); err != nil {
@@ -349,6 +369,12 @@ list the partitions with their source locators and estimated rows and bytes.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.validate(); err != nil {
 				return err
+			}
+			if f.coordinator != "" {
+				if f.runID == "" {
+					f.runID = coordinator.NewRunID()
+				}
+				return g.remoteRun(cmd.Context(), f, args[0], nil, pipeline)
 			}
 			s, p, pi, err := loadPipeline(args[0], pipeline)
 			if err != nil {

@@ -44,6 +44,9 @@ A single-output model adds a "prediction" column; a multi-class model adds
 			if err := f.validate(); err != nil {
 				return err
 			}
+			if f.coordinator != "" {
+				return exit(exitInvalid, fmt.Errorf("score runs in-process; on a cluster, run a spec with a batch_inference task (liminal run SPEC --coordinator ADDR)"))
+			}
 			for name, v := range map[string]string{"--model": model, "--input": input, "--output": output} {
 				if v == "" {
 					return exit(exitInvalid, fmt.Errorf("%s is needed", name))

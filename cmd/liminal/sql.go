@@ -54,6 +54,17 @@ of part files with a _SUCCESS manifest.`,
 				}
 				srcFmt[n] = v
 			}
+			if f.coordinator != "" {
+				raw, err := sqlSpec(args[0], sources, srcFmt, sink, format, mode, partitionBy, compression, partitionSource, f.targetRows)
+				if err != nil {
+					return exit(exitInvalid, err)
+				}
+				if f.runID == "" {
+					f.runID = coordinator.NewRunID()
+				}
+				f.targetRows = 0 // in the spec
+				return g.remoteRun(cmd.Context(), f, sqlSpecName, raw, "")
+			}
 			return g.execute(cmd.Context(), f, "", "", func(ctx context.Context) ([]*coordinator.Task, error) {
 				t := &coordinator.Task{Name: "query", Query: args[0], Sources: map[string]connectors.Source{}, Driving: partitionSource,
 					Partition: partition.Options{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions}}

@@ -102,6 +102,20 @@ func New(o Options) *Scheduler {
 	}
 }
 
+// NewGeneration returns an empty Scheduler whose tokens carry generation
+// gen: a coordinator process that journals a generation counter and starts
+// each incarnation with the next one never issues a token an earlier
+// incarnation issued, so a completion from before a restart can never be
+// taken for a lease of the new one.
+func NewGeneration(o Options, gen uint32) (*Scheduler, error) {
+	if uint64(gen) >= 1<<(64-seqBits) {
+		return nil, fmt.Errorf("lease generation %d out of range", gen)
+	}
+	s := New(o)
+	s.gen = gen
+	return s, nil
+}
+
 // Options returns the effective options (defaults filled in).
 func (s *Scheduler) Options() Options { return s.opts }
 
