@@ -2,10 +2,19 @@ package cluster
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,5 +258,87 @@ func TestAuthentication(t *testing.T) {
 	}
 	if !ok.Load() {
 		t.Error("the right token was refused")
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key.
+func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "liminal-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// With a certificate the service speaks TLS only: a client trusting the
+// certificate works, a plaintext client and one without the CA do not.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir)
+	opts, err := ServerOptions("tok", cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := OpenJournal(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	srv, err := NewServer(Config{Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	gs := grpc.NewServer(opts...)
+	srv.Register(gs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+	register := func(c DialConfig) error {
+		c.Addr, c.Token = ln.Addr().String(), "tok"
+		cc, err := Dial(c)
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = NewClient(cc).Register(ctx, &RegisterRequest{Worker: "w", Slots: 1})
+		return err
+	}
+	if err := register(DialConfig{CAFile: cert}); err != nil {
+		t.Errorf("TLS client trusting the certificate: %v", err)
+	}
+	if err := register(DialConfig{}); err == nil {
+		t.Error("a plaintext client was served")
+	}
+	if err := register(DialConfig{TLS: true}); err == nil {
+		t.Error("a client that does not trust the certificate was served")
+	}
+	if _, err := ServerOptions("tok", cert, ""); err == nil {
+		t.Error("a certificate without a key was accepted")
 	}
 }
