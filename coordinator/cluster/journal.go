@@ -88,13 +88,13 @@ func acceptedKey(runID, key, split string) []byte {
 }
 
 // Put records the accepted attempt of a partition; it is durable when Put
-// returns.
+// returns. Concurrent Puts share a transaction (one fsync).
 func (j *Journal) Put(runID, key, split string, a Accepted) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	return j.db.Update(func(tx *bolt.Tx) error {
+	return j.db.Batch(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAccepted).Put(acceptedKey(runID, key, split), b)
 	})
 }

@@ -71,6 +71,9 @@ type keyState struct {
 	decided          map[lease.PartitionID]outcome
 	lastErr          map[lease.PartitionID]failure
 	failed           *outcome
+	// journaled are the partitions accepted before this stage was handed
+	// to the scheduler (by an earlier incarnation): read from the journal.
+	journaled map[string]bool
 }
 
 type failure struct {
@@ -336,29 +339,34 @@ func (s *Server) complete(_ context.Context, r *CompleteRequest) (*CompleteRespo
 		partial = p
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	ok, reason := s.sched.Complete(tok, lease.Result{Output: r.Result, RowsIn: res.RowsIn, RowsOut: res.RowsOut}, time.Now())
 	if !ok {
+		s.settleLocked()
+		s.mu.Unlock()
 		if partial != "" {
 			_ = os.Remove(partial)
 		}
-		s.settleLocked()
 		if reason == lease.ReasonDuplicate {
 			return &CompleteResponse{Accepted: true, Reason: string(reason)}, nil
 		}
 		return &CompleteResponse{Reason: string(reason)}, nil
 	}
 	delete(s.tokens, tok)
-	acc := Accepted{Token: r.Token, Result: r.Result, Partial: partial, At: time.Now().UTC()}
+	s.settleLocked()
+	s.mu.Unlock()
 	// Journaled before the worker hears it was accepted and before the
-	// run's commit can include it.
-	if err := s.cfg.Journal.Put(ti.ks.runID, ti.ks.key, string(ti.part), acc); err != nil {
-		ti.ks.deliverLocked(ti.part, outcome{err: fmt.Errorf("journal the accepted attempt: %w", err)})
-		s.settleLocked()
-		return nil, status.Error(codes.Internal, "journal: "+err.Error())
+	// run's commit can include it; outside the lock, so that concurrent
+	// completions share one transaction (bbolt's Batch). A coordinator that
+	// dies in between runs the partition again after its restart.
+	acc := Accepted{Token: r.Token, Result: r.Result, Partial: partial, At: time.Now().UTC()}
+	jerr := s.cfg.Journal.Put(ti.ks.runID, ti.ks.key, string(ti.part), acc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if jerr != nil {
+		ti.ks.deliverLocked(ti.part, outcome{err: fmt.Errorf("journal the accepted attempt: %w", jerr)})
+		return nil, status.Error(codes.Internal, "journal: "+jerr.Error())
 	}
 	ti.ks.deliverLocked(ti.part, outcome{acc: &acc})
-	s.settleLocked()
 	return &CompleteResponse{Accepted: true}, nil
 }
 
@@ -443,7 +451,7 @@ func (s *Server) waitFor(a coordinator.Attempt, key string) (<-chan outcome, fun
 		}
 		ks = &keyState{lkey: lkey, runID: a.RunID, key: key, recipe: rj, plan: pj,
 			splits: map[lease.PartitionID]partition.Split{}, waiters: map[lease.PartitionID][]chan outcome{},
-			decided: map[lease.PartitionID]outcome{}, lastErr: map[lease.PartitionID]failure{}}
+			decided: map[lease.PartitionID]outcome{}, lastErr: map[lease.PartitionID]failure{}, journaled: done}
 		var ids []lease.PartitionID
 		for _, sp := range a.Plan.Splits {
 			ks.splits[lease.PartitionID(sp.ID)] = sp
@@ -477,16 +485,18 @@ func (s *Server) waitFor(a coordinator.Attempt, key string) (<-chan outcome, fun
 		ch <- o
 	case ks.failed != nil:
 		ch <- *ks.failed
-	default:
+	case ks.journaled[string(pid)]:
 		acc, found, err := s.cfg.Journal.Get(a.RunID, key, string(pid))
 		switch {
 		case err != nil:
 			ch <- outcome{err: err}
-		case found:
-			ch <- outcome{acc: &acc}
+		case !found:
+			ch <- outcome{err: fmt.Errorf("partition %s: journal entry vanished", pid)}
 		default:
-			ks.waiters[pid] = append(ks.waiters[pid], ch)
+			ch <- outcome{acc: &acc}
 		}
+	default:
+		ks.waiters[pid] = append(ks.waiters[pid], ch)
 	}
 	return ch, release, nil
 }
