@@ -10,7 +10,7 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 EXAMPLE    := examples/quickstart
 ROWS       ?= 1000000
 
-.PHONY: all build example test test-unit test-integration test-short vet fmt-check fuzz fixtures-check bench compare clean
+.PHONY: all build example test test-unit test-integration test-short vet fmt-check fuzz fixtures-check bench compare image deploy-check clean
 
 all: build
 
@@ -75,6 +75,15 @@ bench: ## Go benchmarks (1M rows, generated and cached)
 
 compare: ## side-by-side comparison with DuckDB alone (10M rows)
 	bash benchmarks/compare.sh
+
+image: ## the container image (Dockerfile; needs Docker with BuildKit)
+	docker build --build-arg VERSION=$(VERSION) -t liminal:$(VERSION) -t liminal:latest .
+
+# Validates deploy/k8s with kubeconform (built with go install) against the
+# Kubernetes JSON schemas of the kubernetes-validate wheel (PyPI), both cached
+# in ~/.cache/liminal, and checks the manifests' wiring; part of `make test`.
+deploy-check: ## validate the Kubernetes manifests
+	$(GO) test -count=1 ./deploy/
 
 clean:
 	rm -rf bin $(EXAMPLE)/out $(EXAMPLE)/data
