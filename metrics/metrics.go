@@ -231,8 +231,19 @@ func (m *Metrics) TaskDone(task string, tr coordinator.TaskResult) {
 // of the current run (see RunStarted). Its slots count toward
 // liminal_worker_slots for the life of the process.
 func (m *Metrics) Executor(e coordinator.Executor) coordinator.Executor {
-	m.slots.Add(float64(e.Slots()))
+	m.slots.Add(float64(slotsOf(e)))
 	return &executor{Executor: e, run: m.current}
+}
+
+// slotsOf is how many worker slots e counts for liminal_worker_slots: an
+// executor whose Slots is a concurrency limit rather than slots of its own
+// (a cluster's, whose workers are liminal_cluster_workers) says so with
+// MetricSlots.
+func slotsOf(e coordinator.Executor) int {
+	if m, ok := e.(interface{ MetricSlots() int }); ok {
+		return m.MetricSlots()
+	}
+	return e.Slots()
 }
 
 // StartRun counts a run of pipeline as active and returns its Run, which
@@ -339,8 +350,8 @@ func (r *Run) Executor(e coordinator.Executor) coordinator.Executor {
 	r.mu.Lock()
 	r.wrapped = true
 	if !r.finished {
-		r.slots += e.Slots()
-		r.m.slots.Add(float64(e.Slots()))
+		r.slots += slotsOf(e)
+		r.m.slots.Add(float64(slotsOf(e)))
 	}
 	r.mu.Unlock()
 	return &executor{Executor: e, run: func() *Run { return r }}

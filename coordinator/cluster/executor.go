@@ -51,6 +51,10 @@ func (e *Executor) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.
 // handed to the scheduler at once; workers pull them as they have room.
 func (e *Executor) Slots() int { return 1 << 16 }
 
+// MetricSlots is 0: the slots of a cluster are its workers', not this
+// process's (liminal_cluster_workers counts them).
+func (e *Executor) MetricSlots() int { return 0 }
+
 // Release implements coordinator.Executor.
 func (e *Executor) Release(ctx context.Context, partials []string) error {
 	return e.local.Release(ctx, partials)
