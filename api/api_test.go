@@ -265,6 +265,16 @@ pipelines:
         sql: "SELECT event_id, country, amount FROM events WHERE amount > 10"
         sink: out
         partition: {target_rows: 8000}
+  - pipeline: checked
+    tasks:
+      - task: copy
+        type: sql
+        sql: "SELECT event_id, country, amount FROM events WHERE amount > 10"
+        sink: out
+        partition: {target_rows: 8000}
+        checks:
+          - {type: row_count, min: 1000}
+          - {type: unique, columns: [event_id]}
   - pipeline: slow
     tasks:
       - task: grind
@@ -728,4 +738,18 @@ func TestAPIStateAndShutdown(t *testing.T) {
 	}
 	// The restarted server keeps run_id idempotency.
 	h2.submit(map[string]any{"spec": yml, "pipeline": "etl", "run_id": "kept"}, http.StatusOK)
+}
+
+// Data checks run through the API's executor wrappers too.
+func TestAPIChecks(t *testing.T) {
+	dir := dataset(t)
+	h := newHarness(t, dir, nil)
+	h.submit(map[string]any{"spec": specFor(dir), "pipeline": "checked", "run_id": "checked-1"}, http.StatusAccepted)
+	done := h.waitDone("checked-1")
+	if done.Status != coordinator.StatusSucceeded {
+		t.Fatalf("run ended %s: %s", done.Status, done.Error)
+	}
+	if n := len(done.Result.Tasks[0].Checks); n != 2 {
+		t.Errorf("%d check results, want 2: %+v", n, done.Result.Tasks[0].Checks)
+	}
 }

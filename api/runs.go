@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/liminal-data/liminal/checks"
+	"github.com/liminal-data/liminal/connectors"
 	"github.com/liminal-data/liminal/coordinator"
 	"github.com/liminal-data/liminal/spec"
 )
@@ -237,6 +239,11 @@ func (e executor) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.T
 		e.tk.r.mu.Unlock()
 	}
 	return p, err
+}
+
+// Check forwards data checks to the wrapped executor.
+func (e executor) Check(ctx context.Context, t *coordinator.Task, plan *coordinator.TaskPlan, staged []connectors.Manifest) ([]checks.Result, error) {
+	return coordinator.CheckWith(ctx, e.Executor, t, plan, staged)
 }
 
 func (e executor) Run(ctx context.Context, a coordinator.Attempt) (coordinator.AttemptResult, error) {

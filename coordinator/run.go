@@ -300,11 +300,7 @@ func (c *Coordinator) runTask(ctx context.Context, runID string, t *Task, log *s
 // checks of severity error block the commit (the task fails, nothing is
 // published); failed warnings are logged and reported.
 func (c *Coordinator) check(ctx context.Context, t *Task, plan *TaskPlan, staged []connectors.Manifest, tr *TaskResult, log *slog.Logger) error {
-	ch, ok := c.exec.(Checker)
-	if !ok {
-		return connectors.Permanent(errors.New("this executor cannot evaluate data checks"))
-	}
-	results, err := ch.Check(ctx, t, plan, staged)
+	results, err := CheckWith(ctx, c.exec, t, plan, staged)
 	if err != nil {
 		return fmt.Errorf("data checks: %w", err)
 	}

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/liminal-data/liminal/checks"
@@ -128,6 +129,16 @@ type AttemptResult struct {
 // staged output (the manifests of the attempts about to be committed).
 type Checker interface {
 	Check(ctx context.Context, t *Task, plan *TaskPlan, staged []connectors.Manifest) ([]checks.Result, error)
+}
+
+// CheckWith evaluates a task's data checks with e when e is a Checker:
+// what executors that wrap another one call from their own Check.
+func CheckWith(ctx context.Context, e Executor, t *Task, plan *TaskPlan, staged []connectors.Manifest) ([]checks.Result, error) {
+	c, ok := e.(Checker)
+	if !ok {
+		return nil, connectors.Permanent(errors.New("this executor cannot evaluate data checks"))
+	}
+	return c.Check(ctx, t, plan, staged)
 }
 
 // Executor plans tasks and runs attempts; coordinator/worker implements it

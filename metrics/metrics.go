@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/push"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/liminal-data/liminal/checks"
+	"github.com/liminal-data/liminal/connectors"
 	"github.com/liminal-data/liminal/coordinator"
 )
 
@@ -394,6 +396,11 @@ func (r *Run) attemptStarted(a coordinator.Attempt) {
 type executor struct {
 	coordinator.Executor
 	run func() *Run
+}
+
+// Check forwards data checks to the wrapped executor.
+func (e *executor) Check(ctx context.Context, t *coordinator.Task, plan *coordinator.TaskPlan, staged []connectors.Manifest) ([]checks.Result, error) {
+	return coordinator.CheckWith(ctx, e.Executor, t, plan, staged)
 }
 
 func (e *executor) Run(ctx context.Context, a coordinator.Attempt) (coordinator.AttemptResult, error) {
