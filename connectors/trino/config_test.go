@@ -2,6 +2,7 @@ package trino
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -100,10 +101,13 @@ func TestURIPasswordNeverShown(t *testing.T) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add("trino://u@h:1/c/s?table=t&partition_column=a&partitions=3", "pw")
 	f.Add("presto://h?query=SELECT+1&pushdown=whole", "")
+	f.Add("trino://h?0%300000=1", "00000")
 	f.Fuzz(func(t *testing.T, uri, secret string) {
 		c, err := parseConfig(connectors.SourceConfig{URI: uri, Secret: secret})
 		if err != nil {
-			if secret != "" && len(secret) > 3 && strings.Contains(err.Error(), secret) && !strings.Contains(uri, secret) {
+			// The error may quote what the user wrote in the URI (an option
+			// name, decoded); the secret leaks only if it appears otherwise.
+			if secret != "" && len(secret) > 3 && strings.Contains(err.Error(), secret) && !strings.Contains(uri, secret) && !strings.Contains(unescaped(uri), secret) {
 				t.Fatalf("error shows the secret: %v", err)
 			}
 			return
@@ -114,4 +118,16 @@ func FuzzParseConfig(f *testing.F) {
 		_ = c.dsn()
 		_ = c.relation()
 	})
+}
+
+// unescaped decodes every percent-escape and '+' of s, the way the URI's
+// parts reach error messages.
+func unescaped(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u + " " + strings.ReplaceAll(s, "+", " ")
+	}
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
 }
