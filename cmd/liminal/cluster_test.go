@@ -342,6 +342,21 @@ func chaosRun(t *testing.T, seed uint64) (kills, mid, mismatched int) {
 	c := newTestCluster(t, dir, 3, "1s")
 	run := c.submit("chaos.yml", "--run-id", fmt.Sprint("chaos-", seed))
 	restarted, pauses := false, 0
+	// Events are paced by progress (attempts accepted, counted in the
+	// workers' logs), not by the clock: on a quiet machine the whole run
+	// takes about a second, on a loaded one a minute, and either way the
+	// kills must land while partitions are running. Each event waits for a
+	// few more accepted attempts, then a random delay, so it falls at a
+	// random point of the attempts in flight.
+	accepted := func() (n int) {
+		for _, w := range c.all {
+			n += strings.Count(w.log(), "attempt accepted")
+		}
+		return n
+	}
+	next := 2 + rng.IntN(4)
+	var resume <-chan time.Time
+	var paused *proc
 	deadline := time.After(4 * time.Minute)
 loop:
 	for {
@@ -350,26 +365,42 @@ loop:
 			break loop
 		case <-deadline:
 			t.Fatalf("run did not end:\n%s\ncoordinator:\n%s", run.log(), c.coord.log())
-		case <-time.After(time.Duration(150+rng.IntN(500)) * time.Millisecond):
+		case <-resume:
+			_ = paused.cmd.Process.Signal(syscall.SIGCONT)
+			resume, paused = nil, nil
+			continue
+		case <-time.After(10 * time.Millisecond):
 		}
-		if kills >= 3 && !restarted {
+		if accepted() < next {
+			continue
+		}
+		select {
+		case <-run.done:
+			break loop
+		case <-time.After(time.Duration(rng.IntN(60)) * time.Millisecond):
+		}
+		next = accepted() + 2 + rng.IntN(5)
+		switch {
+		case kills >= 3 && !restarted:
 			c.coord.kill()
 			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 			c.startCoordinator("1s")
 			restarted = true
 			continue
-		}
-		if kills >= 8 {
+		case kills >= 8:
 			continue
 		}
 		i := rng.IntN(len(c.workers))
 		w := c.workers[i]
+		if w == paused {
+			continue
+		}
 		if kills == 5 && pauses == 0 {
-			// A hung worker: stopped past its lease TTL, then resumed. Its
-			// late completions ("zombies") must be refused.
+			// A hung worker: stopped past its lease TTL, then resumed
+			// while the run goes on. Its late completions ("zombies")
+			// must be refused.
 			_ = w.cmd.Process.Signal(syscall.SIGSTOP)
-			time.Sleep(2500 * time.Millisecond)
-			_ = w.cmd.Process.Signal(syscall.SIGCONT)
+			paused, resume = w, time.After(2500*time.Millisecond)
 			pauses++
 			continue
 		}
@@ -379,6 +410,9 @@ loop:
 		w.kill()
 		kills++
 		c.workers[i] = c.startWorker()
+	}
+	if paused != nil {
+		_ = paused.cmd.Process.Signal(syscall.SIGCONT)
 	}
 	if code := run.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("run: exit %d after %d kills\n%s\ncoordinator:\n%s", code, kills, run.log(), c.coord.log())
