@@ -518,10 +518,29 @@ func TestAPICancel(t *testing.T) {
 	if r := decode[api.Run](t, b); code != http.StatusAccepted || r.Status != coordinator.StatusCancelled {
 		t.Errorf("cancel queued: %d %s", code, b)
 	}
+	// A long poll on the running run, answered when it ends (cancelled
+	// below), not when its minute is up.
+	type answer struct {
+		code int
+		body []byte
+	}
+	polled := make(chan answer, 1)
+	go func() {
+		code, b := h.do("GET", "/api/v1/runs/slow-1?wait=1m", nil)
+		polled <- answer{code, b}
+	}()
 	// Cancel the running one.
 	start := time.Now()
 	if code, b := h.do("POST", "/api/v1/runs/slow-1/cancel", nil); code != http.StatusAccepted {
 		t.Fatalf("cancel running: %d %s", code, b)
+	}
+	select {
+	case a := <-polled:
+		if r := decode[api.Run](t, a.body); a.code != http.StatusOK || r.Status != coordinator.StatusCancelled || r.Result == nil {
+			t.Errorf("long poll: %d %s", a.code, a.body)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the long poll was not answered when the run ended")
 	}
 	r := h.waitDone("slow-1")
 	if r.Status != coordinator.StatusCancelled || r.Result.ExitCode != 1 {
@@ -606,6 +625,16 @@ func TestAPIErrors(t *testing.T) {
 		if e := decode[apiErr](t, b); code != http.StatusBadRequest || e.Error.Code != "invalid_spec" ||
 			strings.Join(e.Error.Details, ",") != "apitest" {
 			t.Errorf("unknown spec_name: %d %s", code, b)
+		}
+	})
+
+	t.Run("bad wait", func(t *testing.T) {
+		h := h.with(t)
+		for _, w := range []string{"soon", "-1s", "10"} {
+			code, b := h.call("GET", "/api/v1/runs/nope?wait="+w, nil, token, false)
+			if code != http.StatusBadRequest || decode[apiErr](t, b).Error.Code != "bad_request" {
+				t.Errorf("wait=%s: %d %s", w, code, b)
+			}
 		}
 	})
 

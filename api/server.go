@@ -569,11 +569,37 @@ func (s *Server) lookup(w http.ResponseWriter, req *http.Request) *run {
 	return r
 }
 
-// get handles GET /api/v1/runs/{id}.
+// maxWait bounds GET /api/v1/runs/{id}?wait=.
+const maxWait = time.Minute
+
+// get handles GET /api/v1/runs/{id}. With ?wait=DURATION (e.g. 500ms, 10s;
+// at most a minute) it answers when the run is over or the duration has
+// passed, whichever comes first: a client following a run sees its end at
+// once instead of at its next poll.
 func (s *Server) get(w http.ResponseWriter, req *http.Request) {
-	if r := s.lookup(w, req); r != nil {
-		writeJSON(w, http.StatusOK, r.snapshot(true))
+	var wait time.Duration
+	if v := req.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("wait %q: want a duration such as 500ms or 10s", v))
+			return
+		}
+		wait = min(d, maxWait)
 	}
+	r := s.lookup(w, req)
+	if r == nil {
+		return
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-r.done:
+		case <-t.C:
+		case <-req.Context().Done():
+		}
+		t.Stop()
+	}
+	writeJSON(w, http.StatusOK, r.snapshot(true))
 }
 
 // cancel handles POST /api/v1/runs/{id}/cancel.

@@ -293,8 +293,7 @@ func (g *globals) remoteRun(ctx context.Context, f runFlags, path string, raw []
 		if run.Result != nil {
 			break
 		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			if !cancelled {
 				cancelled = true
 				log.Warn("cancelling the run on the coordinator", "run_id", run.ID)
@@ -304,15 +303,23 @@ func (g *globals) remoteRun(ctx context.Context, f runFlags, path string, raw []
 				cancel()
 			}
 			ctx = context.Background()
-		case <-time.After(500 * time.Millisecond):
 		}
+		// A long poll: the answer comes when the run ends, or after half a
+		// second with its progress.
 		var next api.Run
-		if err := callRuns(ctx, cl, "GET", "/api/v1/runs/"+run.ID, nil, &next); err != nil {
+		if err := callRuns(ctx, cl, "GET", "/api/v1/runs/"+run.ID+"?wait=500ms", nil, &next); err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
 			var ee *exitError
 			if errors.As(err, &ee) && ee.code == exitInvalid {
 				return g.failEarly(f, p, err)
 			}
 			log.Warn("coordinator unreachable; still following the run", "run_id", run.ID, "error", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(500 * time.Millisecond):
+			}
 			continue
 		}
 		run = next
