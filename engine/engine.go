@@ -291,19 +291,17 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 	}
 	switch o := j.Output; {
 	case o.CopyTo != "":
-		var n int64
-		if err := s.conn.QueryRowContext(ctx, "COPY ("+j.Query+") TO "+o.CopyTo).Scan(&n); err != nil {
+		n, err := execCount(ctx, s.conn, "COPY ("+j.Query+") TO "+o.CopyTo)
+		if err != nil {
 			return res, err
 		}
 		res.Rows = n
 	case o.Memory != "":
-		r, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", ident(o.Memory), j.Query))
+		n, err := execCount(ctx, s.conn, fmt.Sprintf("CREATE TABLE %s AS %s", ident(o.Memory), j.Query))
 		if err != nil {
 			return res, err
 		}
-		if res.Rows, err = r.RowsAffected(); err != nil {
-			return res, err
-		}
+		res.Rows = n
 	case o.Writer != nil:
 		n, err := queryArrow(ctx, s.conn, j.Query, o.Writer)
 		res.Rows = n

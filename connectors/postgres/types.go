@@ -287,7 +287,9 @@ func decodeTimestamp(b array.Builder, v []byte) error {
 
 // numericDecoder decodes PostgreSQL's binary numeric (base-10000 digits
 // with a weight) into decimal128(p, s), rounding half away from zero to s
-// decimals and refusing values that do not fit p digits.
+// decimals and refusing values that do not fit p digits. Values that fit an
+// int64 take a path without allocations (numericSmall); the rest go through
+// math/big (numericBig), which also writes the errors.
 func numericDecoder(p, s int32) decoder {
 	limit := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(p)), nil)
 	return func(b array.Builder, v []byte) error {
@@ -295,43 +297,111 @@ func numericDecoder(p, s int32) decoder {
 			return errShort
 		}
 		ndigits := int(binary.BigEndian.Uint16(v[0:]))
-		weight := int(int16(binary.BigEndian.Uint16(v[2:])))
-		sign := binary.BigEndian.Uint16(v[4:])
 		if len(v) < 8+2*ndigits {
 			return errShort
 		}
-		switch sign {
-		case 0x0000, 0x4000:
-		default:
-			return fmt.Errorf("numeric NaN or infinity has no decimal128 representation (use option numeric=string)")
+		if n, ok := numericSmall(v, p, s); ok {
+			b.(*array.Decimal128Builder).Append(decimal128.FromI64(n))
+			return nil
 		}
-		n := new(big.Int)
-		tenK := big.NewInt(10000)
-		for i := 0; i < ndigits; i++ {
-			n.Mul(n, tenK)
-			n.Add(n, big.NewInt(int64(binary.BigEndian.Uint16(v[8+2*i:]))))
+		n, err := numericBig(v, p, s, limit)
+		if err != nil {
+			return err
 		}
-		// n * 10^(4*(weight-ndigits+1)) is the value; scale it by 10^s.
-		e := 4*(weight-ndigits+1) + int(s)
-		if e >= 0 {
-			n.Mul(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(e)), nil))
-		} else {
-			d := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-e)), nil)
-			q, r := new(big.Int).QuoRem(n, d, new(big.Int))
-			if r.Lsh(r, 1).Cmp(d) >= 0 {
-				q.Add(q, big.NewInt(1))
-			}
-			n = q
-		}
-		if n.Cmp(limit) >= 0 {
-			return fmt.Errorf("numeric value does not fit decimal128(%d,%d) (use option numeric=string)", p, s)
-		}
-		if sign == 0x4000 {
-			n.Neg(n)
-		}
-		b.(*array.Decimal128Builder).Append(decimal128.FromBigInt(n))
+		b.(*array.Decimal128Builder).Append(n)
 		return nil
 	}
+}
+
+// pow10u are the powers of ten that fit a uint64.
+var pow10u = [20]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+	1e15, 1e16, 1e17, 1e18, 1e19}
+
+// numericSmall is numericBig for precisions up to 18 and values whose
+// digits fit a uint64: ok is false whenever it cannot tell (then
+// numericBig decides, errors included). v is a whole binary numeric of a
+// checked length.
+func numericSmall(v []byte, p, s int32) (int64, bool) {
+	if p > 18 {
+		return 0, false
+	}
+	ndigits := int(binary.BigEndian.Uint16(v[0:]))
+	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+	sign := binary.BigEndian.Uint16(v[4:])
+	if sign != 0x0000 && sign != 0x4000 {
+		return 0, false
+	}
+	var n uint64
+	for i := range ndigits {
+		d := uint64(binary.BigEndian.Uint16(v[8+2*i:]))
+		if n > (math.MaxUint64-d)/10000 {
+			return 0, false
+		}
+		n = n*10000 + d
+	}
+	e := 4*(weight-ndigits+1) + int(s)
+	switch {
+	case n == 0:
+	case e >= 0:
+		if e >= len(pow10u) || n > math.MaxUint64/pow10u[e] {
+			return 0, false
+		}
+		n *= pow10u[e]
+	case -e >= len(pow10u):
+		n = 0 // below half a unit of the last decimal: rounds to zero
+	default:
+		d := pow10u[-e]
+		q, r := n/d, n%d
+		if r >= d-r { // 2r >= d, half away from zero
+			q++
+		}
+		n = q
+	}
+	if n >= pow10u[p] {
+		return 0, false
+	}
+	if sign == 0x4000 {
+		return -int64(n), true
+	}
+	return int64(n), true
+}
+
+// numericBig decodes any binary numeric (of a checked length) into
+// decimal128(p, s); limit is 10^p.
+func numericBig(v []byte, p, s int32, limit *big.Int) (decimal128.Num, error) {
+	ndigits := int(binary.BigEndian.Uint16(v[0:]))
+	weight := int(int16(binary.BigEndian.Uint16(v[2:])))
+	sign := binary.BigEndian.Uint16(v[4:])
+	switch sign {
+	case 0x0000, 0x4000:
+	default:
+		return decimal128.Num{}, fmt.Errorf("numeric NaN or infinity has no decimal128 representation (use option numeric=string)")
+	}
+	n := new(big.Int)
+	tenK := big.NewInt(10000)
+	for i := 0; i < ndigits; i++ {
+		n.Mul(n, tenK)
+		n.Add(n, big.NewInt(int64(binary.BigEndian.Uint16(v[8+2*i:]))))
+	}
+	// n * 10^(4*(weight-ndigits+1)) is the value; scale it by 10^s.
+	e := 4*(weight-ndigits+1) + int(s)
+	if e >= 0 {
+		n.Mul(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(e)), nil))
+	} else {
+		d := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-e)), nil)
+		q, r := new(big.Int).QuoRem(n, d, new(big.Int))
+		if r.Lsh(r, 1).Cmp(d) >= 0 {
+			q.Add(q, big.NewInt(1))
+		}
+		n = q
+	}
+	if n.Cmp(limit) >= 0 {
+		return decimal128.Num{}, fmt.Errorf("numeric value does not fit decimal128(%d,%d) (use option numeric=string)", p, s)
+	}
+	if sign == 0x4000 {
+		n.Neg(n)
+	}
+	return decimal128.FromBigInt(n), nil
 }
 
 // listDecoder decodes a one-dimensional binary array.
