@@ -111,8 +111,17 @@ type NativeSink interface {
 	// Stage returns where DuckDB writes one attempt of split s.
 	Stage(ctx context.Context, run Run, s partition.Split, attempt int) (NativeTarget, error)
 	// SingleFile reports whether the sink is one file, so the whole result
-	// must be gathered by one final writer.
+	// must be gathered by one final writer — unless the sink is also a
+	// PartsJoiner that says it joins the partitions' files at commit.
 	SingleFile() bool
+}
+
+// PartsJoiner is a single-file NativeSink that can join one staged file per
+// partition into its one file at commit (CSV: the rows of each part after
+// one header), so that a partition-local query needs no final stage that
+// holds the whole result.
+type PartsJoiner interface {
+	JoinsParts() bool
 }
 
 // NativeTarget is the COPY target of one attempt.

@@ -118,7 +118,11 @@ func (w *Worker) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.Ta
 
 func isGather(s connectors.Sink) bool {
 	ns, ok := s.(connectors.NativeSink)
-	return ok && ns.SingleFile()
+	if !ok || !ns.SingleFile() {
+		return false
+	}
+	pj, ok := s.(connectors.PartsJoiner)
+	return !ok || !pj.JoinsParts()
 }
 
 func sortedNames[V any](m map[string]V) []string {
