@@ -51,11 +51,8 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 FUZZTIME ?= 10s
-fuzz: ## run every fuzz target briefly
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; done
+fuzz: ## run every fuzz target briefly (scripts/fuzz.sh)
+	GO="$(GO)" FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 # The scripts that train the model fixtures and record the reference
 # libraries' own predictions (pinned versions from PyPI). Rerunning them must
