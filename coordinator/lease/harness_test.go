@@ -263,11 +263,16 @@ func runSim(t tb, cfg simConfig, s *Scheduler, run string) simStats {
 			o.registered(w.id, now)
 		}
 	}
-	acquire := func(i int32) {
+	// acquire asks for leases for worker i; a worker the scheduler no
+	// longer knows registers again (a new incarnation: its old attempts are
+	// abandoned, and so is its loop event, which carries the old
+	// incarnation: the caller must start a new loop unless it is the loop).
+	acquire := func(i int32) (reregistered bool) {
 		w := ws[i]
 		ls, err := s.Acquire(w.id, now)
 		if errors.Is(err, ErrUnknownWorker) {
-			register(w) // expired: a new incarnation; old attempts are abandoned
+			register(w)
+			reregistered = true
 			ls, err = s.Acquire(w.id, now)
 		}
 		if err != nil {
@@ -294,6 +299,7 @@ func runSim(t tb, cfg simConfig, s *Scheduler, run string) simStats {
 			}
 			push(e)
 		}
+		return reregistered
 	}
 	for i := range ws {
 		sp := 0.5 + rng.Float64()
@@ -413,8 +419,12 @@ func runSim(t tb, cfg simConfig, s *Scheduler, run string) simStats {
 					st.Rejected++
 				}
 			}
-			if !abandoned {
-				acquire(e.w)
+			if !abandoned && acquire(e.w) {
+				// Registered again (it had expired while working): its
+				// heartbeat loop goes on as the new incarnation. Without
+				// this every worker could vanish and a run stay pending
+				// forever (found by TestPropertySimulation).
+				push(event{at: now.Add(cfg.Heartbeat), kind: evLoop, w: e.w, inc: w.inc})
 			}
 		}
 	}
