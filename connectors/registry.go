@@ -125,9 +125,10 @@ func Redact(uri string) string {
 	if err != nil || u.User == nil {
 		return uri
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	if _, has := u.User.Password(); !has {
+		return uri // nothing to mask: the URI as written, not re-encoded
 	}
+	u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	return u.String()
 }
 
