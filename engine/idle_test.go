@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"syscall"
@@ -78,5 +79,33 @@ func TestWaitingForAStreamIsIdle(t *testing.T) {
 	// a few percent. One spinning run out of six would be over 15%.
 	if cpu > wall*3/20 {
 		t.Errorf("waiting for the stream cost %s of CPU in %s: a thread spins", cpu, wall)
+	}
+}
+
+// TestCancelledThenClosed: a query started with a context that is already
+// done, then the engine closed at once, many times: the interrupt the
+// context triggers must never reach a closed connection (it crashed CI with
+// SIGSEGV in duckdb_interrupt when it was a bare context.AfterFunc).
+func TestCancelledThenClosed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts many engines")
+	}
+	for i := range 100 {
+		e, err := New(Options{Slots: 1, Threads: 2, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		out := Output{Writer: &collect{}}
+		if i%2 == 1 {
+			out = Output{CopyTo: fmt.Sprintf("'%s' (FORMAT parquet)", filepath.Join(t.TempDir(), "o.parquet"))}
+		}
+		if _, err := e.Execute(ctx, Job{Tables: []Table{{Name: "t", Scan: "range(100000)"}}, Query: "SELECT * FROM t", Output: out}); err == nil {
+			t.Fatal("a cancelled context ran")
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -28,6 +28,30 @@ import (
 // spinPolls is how many idle polls execCount makes before it sleeps.
 const spinPolls = 200
 
+// interruptOnCancel interrupts the query running on con when ctx is done,
+// until the returned stop is called. After stop returns no interrupt
+// reaches con any more: one already started has finished, a later one is
+// skipped — the connection may be closed right after (a bare
+// context.AfterFunc runs its function on a goroutine that can be scheduled
+// after the engine closed the connection: a crash seen in CI).
+func interruptOnCancel(ctx context.Context, con C.duckdb_connection) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	unregister := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			C.duckdb_interrupt(con)
+		}
+	})
+	return func() {
+		unregister()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	}
+}
+
 // duckStream streams a query's result out of DuckDB as Arrow batches of one
 // vector (2048 rows) each, without materializing it: go-duckdb v1.8.5's
 // Arrow interface materializes whole results, so this reader uses DuckDB's
@@ -49,7 +73,7 @@ type duckStream struct {
 	cur     arrow.RecordBatch
 	err     error
 	done    bool
-	stop    func() bool
+	stop    func()
 	once    sync.Once
 	ctx     context.Context
 }
@@ -102,7 +126,7 @@ func streamQuery(ctx context.Context, conn *sql.Conn, q string) (array.RecordRea
 		return nil, err
 	}
 	// A cancelled context interrupts the query wherever it is.
-	s.stop = context.AfterFunc(ctx, func() { C.duckdb_interrupt(con) })
+	s.stop = interruptOnCancel(ctx, con)
 	if C.duckdb_execute_pending(s.pending, &s.res) == C.DuckDBError {
 		s.hasRes = true
 		err := duckErr(C.GoString(C.duckdb_result_error(&s.res)))
@@ -244,8 +268,7 @@ func execCount(ctx context.Context, conn *sql.Conn, q string) (int64, error) {
 	if C.duckdb_pending_prepared(stmt, &pending) == C.DuckDBError {
 		return 0, duckErr(C.GoString(C.duckdb_pending_error(pending)))
 	}
-	stop := context.AfterFunc(ctx, func() { C.duckdb_interrupt(con) })
-	defer stop()
+	defer interruptOnCancel(ctx, con)()
 	ctxErr := func(err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
