@@ -194,6 +194,9 @@ func (e *Engine) Execute(ctx context.Context, j Job) (Result, error) {
 		return Result{}, ctx.Err()
 	}
 	defer func() { e.free <- s }()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err // select picks at random when both are ready
+	}
 	return e.run(ctx, s, j)
 }
 
