@@ -113,16 +113,7 @@ func streamQuery(ctx context.Context, conn *sql.Conn, q string) (array.RecordRea
 		return nil, err
 	}
 	s := &duckStream{con: con, schema: schema, ctx: ctx}
-	cq := C.CString(q)
-	defer C.free(unsafe.Pointer(cq))
-	if C.duckdb_prepare(con, cq, &s.stmt) == C.DuckDBError {
-		err := duckErr(C.GoString(C.duckdb_prepare_error(s.stmt)))
-		s.Release()
-		return nil, err
-	}
-	if C.duckdb_pending_prepared_streaming(s.stmt, &s.pending) == C.DuckDBError {
-		err := duckErr(C.GoString(C.duckdb_pending_error(s.pending)))
-		s.Release()
+	if s.stmt, s.pending, err = preparePending(con, q, true); err != nil {
 		return nil, err
 	}
 	// A cancelled context interrupts the query wherever it is.
@@ -131,14 +122,43 @@ func streamQuery(ctx context.Context, conn *sql.Conn, q string) (array.RecordRea
 		s.hasRes = true
 		err := duckErr(C.GoString(C.duckdb_result_error(&s.res)))
 		s.Release()
-		return nil, s.ctxErr(err)
+		return nil, ctxErr(ctx, err)
 	}
 	s.hasRes = true
 	return s, nil
 }
 
-func (s *duckStream) ctxErr(err error) error {
-	if cerr := s.ctx.Err(); cerr != nil {
+// preparePending prepares q on con and creates its pending result,
+// streaming or materialized. On an error nothing is left to destroy.
+func preparePending(con C.duckdb_connection, q string, streaming bool) (C.duckdb_prepared_statement, C.duckdb_pending_result, error) {
+	cq := C.CString(q)
+	defer C.free(unsafe.Pointer(cq))
+	var stmt C.duckdb_prepared_statement
+	var pending C.duckdb_pending_result
+	if C.duckdb_prepare(con, cq, &stmt) == C.DuckDBError {
+		err := duckErr(C.GoString(C.duckdb_prepare_error(stmt)))
+		C.duckdb_destroy_prepare(&stmt)
+		return nil, nil, err
+	}
+	var state C.duckdb_state
+	if streaming {
+		state = C.duckdb_pending_prepared_streaming(stmt, &pending)
+	} else {
+		state = C.duckdb_pending_prepared(stmt, &pending)
+	}
+	if state == C.DuckDBError {
+		err := duckErr(C.GoString(C.duckdb_pending_error(pending)))
+		C.duckdb_destroy_pending(&pending)
+		C.duckdb_destroy_prepare(&stmt)
+		return nil, nil, err
+	}
+	return stmt, pending, nil
+}
+
+// ctxErr is the context's error once it is done (the query was
+// interrupted because of it), else err.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
 	return err
@@ -164,7 +184,7 @@ func (s *duckStream) Next() bool {
 	if chunk == nil {
 		s.done = true
 		if msg := C.duckdb_result_error(&s.res); msg != nil {
-			s.err = s.ctxErr(duckErr(C.GoString(msg)))
+			s.err = ctxErr(s.ctx, duckErr(C.GoString(msg)))
 		} else if err := s.ctx.Err(); err != nil {
 			s.err = err
 		}
@@ -256,25 +276,13 @@ func execCount(ctx context.Context, conn *sql.Conn, q string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	cq := C.CString(q)
-	defer C.free(unsafe.Pointer(cq))
-	var stmt C.duckdb_prepared_statement
+	stmt, pending, err := preparePending(con, q, false)
+	if err != nil {
+		return 0, err
+	}
 	defer C.duckdb_destroy_prepare(&stmt)
-	if C.duckdb_prepare(con, cq, &stmt) == C.DuckDBError {
-		return 0, duckErr(C.GoString(C.duckdb_prepare_error(stmt)))
-	}
-	var pending C.duckdb_pending_result
 	defer C.duckdb_destroy_pending(&pending)
-	if C.duckdb_pending_prepared(stmt, &pending) == C.DuckDBError {
-		return 0, duckErr(C.GoString(C.duckdb_pending_error(pending)))
-	}
 	defer interruptOnCancel(ctx, con)()
-	ctxErr := func(err error) error {
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
-		}
-		return err
-	}
 	// Idle: first poll again at once for a while (work usually comes back
 	// within microseconds: the next pipeline, a task rescheduled), then
 	// sleep, doubling up to half a millisecond.
@@ -284,7 +292,7 @@ func execCount(ctx context.Context, conn *sql.Conn, q string) (int64, error) {
 		case C.DUCKDB_PENDING_RESULT_READY:
 			ready = true
 		case C.DUCKDB_PENDING_ERROR:
-			return 0, ctxErr(duckErr(C.GoString(C.duckdb_pending_error(pending))))
+			return 0, ctxErr(ctx, duckErr(C.GoString(C.duckdb_pending_error(pending))))
 		case C.DUCKDB_PENDING_NO_TASKS_AVAILABLE:
 			if idle++; idle <= spinPolls {
 				runtime.Gosched()
@@ -299,7 +307,7 @@ func execCount(ctx context.Context, conn *sql.Conn, q string) (int64, error) {
 	var res C.duckdb_result
 	defer C.duckdb_destroy_result(&res)
 	if C.duckdb_execute_pending(pending, &res) == C.DuckDBError {
-		return 0, ctxErr(duckErr(C.GoString(C.duckdb_result_error(&res))))
+		return 0, ctxErr(ctx, duckErr(C.GoString(C.duckdb_result_error(&res))))
 	}
 	if C.duckdb_column_count(&res) > 0 && C.duckdb_row_count(&res) > 0 {
 		return int64(C.duckdb_value_int64(&res, 0, 0)), nil

@@ -188,11 +188,7 @@ pipelines:
       - {task: extract, type: sql, sql: "SELECT * FROM t", sources: [t], sink: out}
 YML
 			CONTENDERS[$name]="$LIMINAL run $OUT/$name.yml --workers $workers --log-level warn"
-			if [[ $fmt == csv ]]; then
-				CHECKS[$name]="check $name $PG_ROWS csv $sink 1"
-			else
-				CHECKS[$name]="check $name $PG_ROWS parquet $sink"
-			fi
+			CHECKS[$name]="check $name $PG_ROWS $fmt $sink 1" # CSV: one header line
 			ORDER+=("$name")
 		done
 		log "plans of the range queries (4 ranges):"
@@ -226,11 +222,7 @@ YML
 			sink="$OUT/out-$name/"
 			[[ $fmt == csv ]] && sink="$OUT/out-$name.csv"
 			CONTENDERS[$name]="$LIMINAL sql 'SELECT * FROM t' --source 't=$uri' --sink $sink --format $fmt --mode overwrite --workers $workers --log-level warn"
-			if [[ $fmt == csv ]]; then
-				CHECKS[$name]="check $name $rows csv $sink 1"
-			else
-				CHECKS[$name]="check $name $rows parquet $sink"
-			fi
+			CHECKS[$name]="check $name $rows $fmt $sink 1" # CSV: one header line
 			ORDER+=("$name")
 		done
 		bench trino "$rows"

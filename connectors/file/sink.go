@@ -489,7 +489,7 @@ func (s *Sink) Commit(ctx context.Context, run connectors.Run, staged []connecto
 	if ex && s.mode == connectors.ModeError {
 		return out, connectors.Permanent(fmt.Errorf("sink %s: output appeared during the run (mode error); nothing committed", s.uri))
 	}
-	if s.single && s.JoinsParts() {
+	if s.JoinsParts() {
 		if staged, err = s.joinParts(run, staged); err != nil {
 			return out, fmt.Errorf("sink %s: join the partitions' files: %w", s.uri, err)
 		}
@@ -586,7 +586,7 @@ func (s *Sink) joinParts(run connectors.Run, staged []connectors.Manifest) ([]co
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "data"+"."+string(s.format))
+	path := filepath.Join(dir, "data.csv")
 	out, err := os.Create(path)
 	if err != nil {
 		return nil, err
