@@ -11,13 +11,13 @@ ARG GO_VERSION=1.26
 ARG DEBIAN=bookworm
 ARG PYTHON_VERSION=3.12
 
-# ---- build: cgo is required (DuckDB is linked in statically from go-duckdb's
-# bundled libduckdb.a, plus engine/cduckdb); the Debian golang image ships
+# ---- build: cgo is required (DuckDB 2.0 is linked in statically from the
+# prebuilt libduckdb.a of duckdb-go-bindings); the Debian golang image ships
 # gcc, g++ and libc6-dev.
 FROM golang:${GO_VERSION}-${DEBIAN} AS build
 WORKDIR /src
 ENV CGO_ENABLED=1 \
-    GOFLAGS=-buildvcs=false \
+    GOFLAGS="-buildvcs=false -tags=duckdb_arrow" \
     GOCACHE=/root/.cache/go-build \
     GOMODCACHE=/go/pkg/mod
 # Modules first, so that a source change does not download them again.

@@ -4,6 +4,8 @@ CACHE      ?= $(HOME)/.cache/liminal
 export GOCACHE    ?= $(CACHE)/go-build
 export GOMODCACHE ?= $(CACHE)/go-mod
 export GOFLAGS    ?= -buildvcs=false
+# DuckDB's Arrow interface (duckdb-go-bindings) is compiled only with this tag.
+override GOFLAGS  += -tags=duckdb_arrow
 GO         ?= go
 BIN        := bin/liminal
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

@@ -1,37 +1,44 @@
 #!/usr/bin/env bash
-# compare.sh: Liminal (the CLI, end to end) side by side with DuckDB alone
-# (benchmarks/cmd/duckdbrun: the same go-duckdb/DuckDB 1.1.3 build, one
-# COPY (query) TO ... (FORMAT parquet), SET threads = cores) on the same
-# Parquet files. Prints wall-time medians, ratios and peak RSS.
+# compare.sh: Liminal (the CLI, end to end) side by side with the engines a
+# user would pick instead, on the same Parquet files, in one run: DuckDB alone
+# (the `duckdb` wheel of the DuckDB version Liminal embeds, one COPY (query)
+# TO ... (FORMAT parquet), threads = cores), Polars (lazy scan_parquet ...
+# sink_parquet) and PySpark local[cores]; optionally an older liminal binary
+# (OLD_LIMINAL) for before/after figures. Prints wall-time medians, ratios
+# (liminal time / peer time) and peak RSS.
 #
 # Usage (from anywhere in the repository):
 #   benchmarks/compare.sh
 #
 # Environment:
-#   RUNS=5                  timed runs per engine and job (alternating)
-#   JOBS="filter agg"       which jobs to run
+#   RUNS=5                  timed runs per engine and job (rotating order)
+#   JOBS="filter agg join topn"  which jobs to run
+#   ENGINES="liminal duckdb polars pyspark"  which engines (liminal_old too when OLD_LIMINAL is set)
+#   OLD_LIMINAL=path        an older liminal binary to time as liminal_old
 #   ROWS=10000000 FILES=16  the dataset (cached under ~/.cache/liminal/bench-<rows>)
 #   LIMINAL_ARGS=""         extra flags for liminal sql, e.g. "--workers 1"
-#                           or "--target-rows 1000000"
-#   THREADS=$(nproc)        DuckDB threads for the DuckDB-alone runs
+#   THREADS=$(nproc)        threads for the peers
 #   SMALL_ROWS=1000000 SMALL_FILES=8  the small dataset of the flat-memory check
 #   SKIP_SMALL=1            skip the flat-memory check
+#   TINY=1                  also time a 1,000-row job end to end (fixed cost)
 #   OUT=/tmp/...            where binaries, outputs and the raw log go
 #
+# The peers run in a virtualenv under ~/.cache/liminal/bench-venv
+# (benchmarks/peers/requirements.txt, pinned; PySpark needs a JDK 17).
 # Each run is measured from outside with /usr/bin/time -f '%e %M %U %S'
-# (wall seconds, peak RSS KiB, CPU). Runs alternate (liminal first in odd
-# runs, DuckDB first in even ones) after one untimed warm-up each, so both
-# read from the page cache and see the same drift in machine load. The
-# table goes to stdout, progress and every run to stderr; the raw log
-# ($OUT/runs.tsv) also has the time each process reports itself (liminal's
-# duration_ms: plan, run, commit, without process start-up and opening the
-# sources; duckdbrun's: the COPY statement alone) and the load average.
-#
-# Runtime on 2 cores: about 35 s to generate 10M rows once, then about 30 s.
+# (wall seconds, peak RSS KiB, CPU). Runs rotate the engines' order after one
+# untimed warm-up each, so all read from the page cache and see the same
+# drift in machine load. The table goes to stdout, progress and every run to
+# stderr; the raw log ($OUT/runs.tsv) also has the time each process reports
+# itself (liminal's duration_ms; the peers' job without interpreter start-up)
+# and the load average.
 set -euo pipefail
 
 RUNS=${RUNS:-5}
-JOBS=${JOBS:-"filter agg"}
+JOBS=${JOBS:-"filter agg join topn"}
+ENGINES=${ENGINES:-"liminal duckdb polars pyspark"}
+if [[ -n ${OLD_LIMINAL:-} ]]; then ENGINES="$ENGINES liminal_old"; fi
+TINY=${TINY:-}
 ROWS=${ROWS:-10000000}
 FILES=${FILES:-16}
 SMALL_ROWS=${SMALL_ROWS:-1000000}
@@ -48,6 +55,8 @@ mkdir -p "$OUT/bin"
 declare -A QUERY=(
 	[filter]="SELECT event_id, customer_id, ts, amount, country FROM events WHERE event_type IN ('purchase','refund') AND amount <> 0"
 	[agg]="SELECT country, event_type, dt, count(*) AS n, sum(amount) AS revenue, avg(session_ms) AS avg_session, min(ts) AS first_ts, max(ts) AS last_ts FROM events GROUP BY country, event_type, dt"
+	[join]="SELECT c.segment, e.country, count(*) AS n, sum(e.amount) AS revenue FROM events e JOIN customers c ON e.customer_id = c.customer_id GROUP BY c.segment, e.country"
+	[topn]="SELECT event_id, customer_id, amount FROM events ORDER BY amount DESC, event_id LIMIT 100"
 )
 
 log() { printf '%s\n' "$*" >&2; }
@@ -59,10 +68,19 @@ if [[ ! -x /usr/bin/time ]]; then
 	$sudo apt-get update -qq && $sudo apt-get install -y -qq time >/dev/null
 fi
 
-log "building liminal and duckdbrun into $OUT/bin"
-(cd "$root" && go build -o "$OUT/bin/liminal" ./cmd/liminal && go build -o "$OUT/bin/duckdbrun" ./benchmarks/cmd/duckdbrun)
+log "building liminal into $OUT/bin"
+(cd "$root" && go build -tags duckdb_arrow -o "$OUT/bin/liminal" ./cmd/liminal)
 LIMINAL=$OUT/bin/liminal
-DUCKDB=$OUT/bin/duckdbrun
+VENV=$HOME/.cache/liminal/bench-venv
+if [[ " $ENGINES " == *" duckdb "* || " $ENGINES " == *" polars "* || " $ENGINES " == *" pyspark "* ]]; then
+	if ! cmp -s "$here/peers/requirements.txt" "$VENV/.requirements" 2>/dev/null; then
+		log "installing the peers into $VENV"
+		python3 -m venv "$VENV"
+		"$VENV/bin/pip" install -q -r "$here/peers/requirements.txt"
+		cp "$here/peers/requirements.txt" "$VENV/.requirements"
+	fi
+	log "peers: $("$VENV/bin/python" -c 'import duckdb, polars, pyspark; print("duckdb", duckdb.__version__, "polars", polars.__version__, "pyspark", pyspark.__version__)')"
+fi
 
 label() { # 10000000 -> 10M, as the Go benchmarks name their cache
 	if (($1 >= 1000000 && $1 % 1000000 == 0)); then echo "$(($1 / 1000000))M"; else echo "$1"; fi
@@ -91,18 +109,20 @@ measure() {
 	local engine=$1 job=$2 dir=$3 rows=$4 run=${5:-0} q=${QUERY[$2]} tf=$OUT/time.txt so=$OUT/stdout.txt inner load
 	read -r load _ </proc/loadavg
 	case $engine in
-	liminal)
+	liminal | liminal_old)
+		local bin=$LIMINAL
+		if [[ $engine == liminal_old ]]; then bin=$OLD_LIMINAL; fi
 		# shellcheck disable=SC2086
-		/usr/bin/time -o "$tf" -f '%e %M %U %S' "$LIMINAL" sql "$q" --source "events=$dir/events" \
-			--sink "$OUT/out-liminal" --mode overwrite --json --log-level warn $LIMINAL_ARGS >"$so"
+		/usr/bin/time -o "$tf" -f '%e %M %U %S' "$bin" sql "$q" --source "events=$dir/events" --source "customers=$dir/customers" \
+			--sink "$OUT/out-$engine" --mode overwrite --json --log-level warn $LIMINAL_ARGS >"$so"
 		inner=$(grep -o '"duration_ms":[0-9]*' "$so" | head -1 | cut -d: -f2)
 		inner=$(awk -v ms="$inner" 'BEGIN { printf "%.3f", ms / 1000 }')
 		;;
-	duckdb)
-		/usr/bin/time -o "$tf" -f '%e %M %U %S' "$DUCKDB" -threads "$THREADS" \
-			-setup "CREATE VIEW events AS SELECT * FROM read_parquet('$dir/events/*.parquet')" \
-			-sql "COPY ($q) TO '$OUT/out-duckdb.parquet' (FORMAT parquet)" >"$so"
-		inner=$(cat "$so")
+	*)
+		rm -rf "$OUT/out-$engine.parquet"
+		/usr/bin/time -o "$tf" -f '%e %M %U %S' "$VENV/bin/python" "$here/peers/run.py" "$engine" "$job" "$dir" \
+			"$OUT/out-$engine.parquet" "$THREADS" >"$so"
+		inner=$(tail -1 "$so")
 		;;
 	esac
 	read -r wall rss user sys <"$tf"
@@ -110,12 +130,12 @@ measure() {
 		"$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" "$inner" "$load" "$run" | tee -a "$OUT/runs.tsv" >&2
 }
 
-# paired JOB ROWS COLUMN: the median over runs of liminal/duckdb within a
-# run (the two measurements taken back to back), robust to a machine whose
+# paired JOB ROWS COLUMN PEER: the median over runs of liminal/PEER within
+# a run (the measurements taken back to back), robust to a machine whose
 # load drifts.
 paired() {
-	awk -F'\t' -v j="$1" -v r="$2" -v c="$3" '$2 == j && $3 == r && $1 == "liminal" { l[$9] = $c }
-		$2 == j && $3 == r && $1 == "duckdb" { d[$9] = $c }
+	awk -F'\t' -v j="$1" -v r="$2" -v c="$3" -v p="$4" '$2 == j && $3 == r && $1 == "liminal" { l[$9] = $c }
+		$2 == j && $3 == r && $1 == p { d[$9] = $c }
 		END { for (i in l) if (i in d && d[i] > 0) print l[i] / d[i] }' "$OUT/runs.tsv" |
 		sort -g | awk '{ v[NR] = $1 } END {
 			if (NR == 0) { print "nan"; exit }
@@ -133,16 +153,17 @@ summary() {
 
 big=$(dataset "$ROWS" "$FILES")
 printf 'engine\tjob\trows\twall_s\tpeak_rss_kib\tcpu_s\tinner_s\tload1\trun\n' >"$OUT/runs.tsv"
-log "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); liminal args: ${LIMINAL_ARGS:-none}; duckdb threads: $THREADS"
+log "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); liminal args: ${LIMINAL_ARGS:-none}; peer threads: $THREADS"
 log "engine	job	rows	wall_s	peak_rss_kib	cpu_s	inner_s	load1	run"
 
+read -r -a engines <<<"$ENGINES"
 for job in $JOBS; do
-	# One untimed warm-up each, so both start with the files in the page cache.
-	measure liminal "$job" "$big" warmup >/dev/null 2>&1
-	measure duckdb "$job" "$big" warmup >/dev/null 2>&1
+	# One untimed warm-up each, so all start with the files in the page cache.
+	for e in "${engines[@]}"; do measure "$e" "$job" "$big" warmup >/dev/null 2>&1; done
 	for ((i = 1; i <= RUNS; i++)); do
-		if ((i % 2)); then order="liminal duckdb"; else order="duckdb liminal"; fi
-		for e in $order; do measure "$e" "$job" "$big" "$ROWS" "$i"; done
+		# Rotate the order so that no engine always runs first.
+		n=${#engines[@]}
+		for ((k = 0; k < n; k++)); do measure "${engines[$(((k + i) % n))]}" "$job" "$big" "$ROWS" "$i"; done
 	done
 done
 
@@ -151,22 +172,27 @@ if [[ -z $SKIP_SMALL ]]; then
 	measure liminal filter "$small" warmup >/dev/null 2>&1
 	for ((i = 1; i <= RUNS; i++)); do measure liminal filter "$small" "$SMALL_ROWS" "$i"; done
 fi
+if [[ -n $TINY ]]; then
+	tiny=$(dataset 1000 1)
+	for e in "${engines[@]}"; do measure "$e" filter "$tiny" warmup >/dev/null 2>&1; done
+	for ((i = 1; i <= RUNS; i++)); do for e in "${engines[@]}"; do measure "$e" filter "$tiny" 1000 "$i"; done; done
+fi
 
 echo
-echo "Liminal vs DuckDB alone: $(label "$ROWS") rows ($big), $RUNS runs each, medians; $(nproc) cores; liminal args: ${LIMINAL_ARGS:-none}"
-printf '%-7s %9s %9s %7s %7s %11s %11s | %9s %9s %7s %10s %10s\n' job liminal_s duckdb_s ratio paired liminal_MiB duckdb_MiB lim_cpu_s duck_cpu_s cpu_rat lim_self_s duck_self_s
+echo "Liminal vs peers: $(label "$ROWS") rows ($big), $RUNS runs each, medians; $(nproc) cores; liminal args: ${LIMINAL_ARGS:-none}"
+printf '%-7s %-12s %9s %8s %8s %9s\n' job engine wall_s ratio paired peak_MiB
 for job in $JOBS; do
-	args=(-v "pw=$(paired "$job" "$ROWS" 4)" -v "pc=$(paired "$job" "$ROWS" 6)")
-	for c in 4 5 6 7; do
-		args+=(-v "l$c=$(summary liminal "$job" "$ROWS" "$c" median)" -v "d$c=$(summary duckdb "$job" "$ROWS" "$c" median)")
+	lw=$(summary liminal "$job" "$ROWS" 4 median)
+	for e in "${engines[@]}"; do
+		w=$(summary "$e" "$job" "$ROWS" 4 median)
+		m=$(summary "$e" "$job" "$ROWS" 5 median)
+		pw=$(if [[ $e == liminal ]]; then echo 1; else paired "$job" "$ROWS" 4 "$e"; fi)
+		awk -v j="$job" -v e="$e" -v w="$w" -v lw="$lw" -v pw="$pw" -v m="$m" 'BEGIN {
+			printf "%-7s %-12s %9.2f %7.2fx %7.2fx %9.0f\n", j, e, w, lw / w, pw, m / 1024 }'
 	done
-	awk -v j="$job" "${args[@]}" 'BEGIN {
-		printf "%-7s %9.2f %9.2f %6.2fx %6.2fx %11.0f %11.0f | %9.2f %9.2f %6.2fx %10.2f %10.2f\n",
-			j, l4, d4, l4 / d4, pw, l5 / 1024, d5 / 1024, l6, d6, pc, l7, d7 }'
 done
-echo "(s: median wall time of the whole process, /usr/bin/time %e; ratio: of the medians; paired: median of"
-echo " the per-run ratios of back-to-back runs; MiB: median peak RSS (%M); cpu_s: user+sys, cpu_rat paired;"
-echo " self_s: the time the process reports itself: liminal's duration_ms, duckdbrun's COPY statement)"
+echo "(wall_s: median wall time of the whole process, /usr/bin/time %e; ratio: liminal's median / the engine's;"
+echo " paired: median of the per-run ratios liminal/engine of back-to-back runs; peak_MiB: median peak RSS)"
 echo "median 1-minute load average during the runs: $(awk -F'\t' 'NR > 1 && $3 != "warmup" { print $8 }' "$OUT/runs.tsv" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
 
 if [[ -z $SKIP_SMALL ]]; then
@@ -177,6 +203,13 @@ if [[ -z $SKIP_SMALL ]]; then
 			'BEGIN { printf "%-5s rows: %6.0f MiB median, %6.0f MiB max, %6.2f s\n", r, m / 1024, x / 1024, s }'
 	done
 fi
+if [[ -n $TINY ]]; then
+	echo
+	echo "Fixed cost: the filter job on 1,000 rows, median wall of $RUNS runs"
+	for e in "${engines[@]}"; do
+		awk -v e="$e" -v w="$(summary "$e" filter 1000 4 median)" 'BEGIN { printf "%-12s %6.3f s\n", e, w }'
+	done
+fi
 echo
 echo "raw runs: $OUT/runs.tsv"
-rm -rf "$OUT/out-liminal" "$OUT/.out-liminal.liminal" "$OUT/out-duckdb.parquet" "$OUT/time.txt" "$OUT/stdout.txt"
+rm -rf "$OUT"/out-* "$OUT"/.out-* "$OUT/time.txt" "$OUT/stdout.txt"

@@ -4,7 +4,7 @@
 // e2e_test.go runs whole jobs in-process through the public packages
 // (connectors, coordinator, coordinator/worker, engine), from opening the
 // Parquet source to the committed output, and next to each, as a sibling
-// sub-benchmark, one DuckDB (the same go-duckdb build, SET threads =
+// sub-benchmark, one DuckDB (the same duckdb-go build, SET threads =
 // NumCPU) running the same query as COPY (query) TO 'out.parquet' over the
 // same files:
 //

@@ -2,11 +2,12 @@ package checks
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/liminal-data/liminal/spec"
 )
@@ -38,11 +39,36 @@ const (
 	maxSampleLen = 200
 )
 
-// Querier runs a query. *sql.DB, *sql.Conn and *sql.Tx of go-duckdb
-// satisfy it; Run calls it from one goroutine, one query at a time, and
-// closes every *sql.Rows it gets.
+// Querier runs a query on a DuckDB connection and streams its result as
+// Arrow batches (the engine's connections satisfy it). Run calls it from
+// one goroutine, one query at a time, and releases every reader it gets.
 type Querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	Query(ctx context.Context, query string) (array.RecordReader, error)
+}
+
+// queryRows runs q and returns its rows, each value rendered as text
+// (NULL as nil). Check queries return a few rows.
+func queryRows(ctx context.Context, db Querier, q string) ([][]*string, error) {
+	rr, err := db.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rr.Release()
+	var out [][]*string
+	for rr.Next() {
+		b := rr.RecordBatch()
+		for i := range int(b.NumRows()) {
+			row := make([]*string, b.NumCols())
+			for j, col := range b.Columns() {
+				if col.IsValid(i) {
+					v := strings.Clone(col.ValueStr(i)) // the batch is released by the next Next
+					row[j] = &v
+				}
+			}
+			out = append(out, row)
+		}
+	}
+	return out, rr.Err()
 }
 
 // Result is the outcome of one check.
@@ -164,23 +190,16 @@ func rowCount(ctx context.Context, db Querier, output string, c spec.Check, r *R
 	if c.Min == nil && c.Max == nil {
 		return fmt.Errorf("a row_count check needs min, max or both")
 	}
-	var n int64
-	rows, err := db.QueryContext(ctx, with(output, nil)+`
+	rows, err := queryRows(ctx, db, with(output, nil)+`
 SELECT count(*) FROM "output"`)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return err
-		}
+	if len(rows) != 1 || rows[0][0] == nil {
 		return fmt.Errorf("count returned no row")
 	}
-	if err := rows.Scan(&n); err != nil {
-		return err
-	}
-	if err := rows.Close(); err != nil {
+	n, err := strconv.ParseInt(*rows[0][0], 10, 64)
+	if err != nil {
 		return err
 	}
 	r.Sample = []string{strconv.FormatInt(n, 10)}
@@ -204,8 +223,7 @@ SELECT count(*) FROM "output"`)
 // nothing failed), each with the count of failures and a sample rendered
 // as text.
 type query struct {
-	sql  string
-	args []any
+	sql string
 	// one and many name the failures in the message, e.g. "duplicate
 	// key" and "duplicate keys".
 	one, many string
@@ -213,26 +231,24 @@ type query struct {
 
 // run executes q and fills r.Failures and r.Sample.
 func (q *query) run(ctx context.Context, db Querier, r *Result) error {
-	rows, err := db.QueryContext(ctx, q.sql, q.args...)
+	rows, err := queryRows(ctx, db, q.sql)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var n int64
-		var s sql.NullString
-		if err := rows.Scan(&n, &s); err != nil {
+	for _, row := range rows {
+		if len(row) != 2 || row[0] == nil {
+			return fmt.Errorf("check query returned %d columns", len(row))
+		}
+		n, err := strconv.ParseInt(*row[0], 10, 64)
+		if err != nil {
 			return err
 		}
 		r.Failures = n
 		if len(r.Sample) < maxSample {
-			r.Sample = append(r.Sample, clip(s))
+			r.Sample = append(r.Sample, clip(row[1]))
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return rows.Close()
+	return nil
 }
 
 // message is r's line once q ran.
@@ -291,8 +307,7 @@ func build(output string, c spec.Check, tables map[string]string) (query, error)
 		}
 		marks := make([]string, len(c.Values))
 		for i, v := range c.Values {
-			marks[i] = "?"
-			q.args = append(q.args, v)
+			marks[i] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
 		}
 		col := cols[0]
 		bad = `SELECT CAST(` + col + ` AS VARCHAR) AS v FROM "output" WHERE ` + col + ` IS NOT NULL AND CAST(` +
@@ -416,17 +431,17 @@ func plural(n int64, one, many string) string {
 
 // clip renders one sample: NULL, or the text cut to maxSampleLen
 // characters.
-func clip(s sql.NullString) string {
-	if !s.Valid {
+func clip(s *string) string {
+	if s == nil {
 		return "NULL"
 	}
-	if s.String == "" {
+	if *s == "" {
 		return "''"
 	}
-	if r := []rune(s.String); len(r) > maxSampleLen {
+	if r := []rune(*s); len(r) > maxSampleLen {
 		return string(r[:maxSampleLen]) + "…"
 	}
-	return s.String
+	return *s
 }
 
 // cleanError is the text of a check's error: DuckDB's message without

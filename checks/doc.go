@@ -9,6 +9,6 @@
 //
 // checks depends on the standard library and spec only: it must not
 // import coordinator, engine, connectors or cmd. The caller owns the
-// DuckDB connection (anything with QueryContext, e.g. *sql.Conn or
-// *sql.DB of go-duckdb) and decides what a failed check does.
+// DuckDB connection (a Querier: the engine's connections, which stream
+// results as Arrow) and decides what a failed check does.
 package checks

@@ -1,6 +1,6 @@
 package engine
 
-// aggregateNames are DuckDB 1.1.3's aggregate functions (lower case), the
+// aggregateNames are DuckDB 2.0's aggregate functions (lower case), the
 // planner's test for "is this call an aggregate". Reading them from
 // duckdb_functions() costs 25-30 ms per process, a third of a small job's
 // fixed cost; TestAggregateNames fails when a DuckDB upgrade changes the
@@ -15,8 +15,10 @@ var aggregateNames = func() map[string]bool {
 		"arbitrary",
 		"arg_max",
 		"arg_max_null",
+		"arg_max_nulls_last",
 		"arg_min",
 		"arg_min_null",
+		"arg_min_nulls_last",
 		"argmax",
 		"argmin",
 		"array_agg",
@@ -27,11 +29,15 @@ var aggregateNames = func() map[string]bool {
 		"bitstring_agg",
 		"bool_and",
 		"bool_or",
+		"combine_aggr",
 		"corr",
 		"count",
+		"count_if",
 		"count_star",
+		"countif",
 		"covar_pop",
 		"covar_samp",
+		"decimal_average",
 		"entropy",
 		"favg",
 		"first",
@@ -45,6 +51,7 @@ var aggregateNames = func() map[string]bool {
 		"last",
 		"list",
 		"listagg",
+		"lttb",
 		"mad",
 		"max",
 		"max_by",
@@ -79,6 +86,7 @@ var aggregateNames = func() map[string]bool {
 		"var_pop",
 		"var_samp",
 		"variance",
+		"variant_group_object",
 	} {
 		m[n] = true
 	}

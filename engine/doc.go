@@ -3,12 +3,14 @@
 // natively (projection and filter pushdown, row-group ranges) and writes the
 // staged output itself with COPY; Arrow record batches cross into Go only
 // where Go code must touch them (sources DuckDB cannot read, sinks written
-// from Go), through go-duckdb's Arrow interface and never through temporary
+// from Go), through DuckDB's C API (duckdb-go-bindings: Arrow streams in and
+// out, streamed results) and never through temporary
 // files. The planner (PlanSQL) decides, on DuckDB's own parse tree, whether a
 // query is partition-local or needs a partial and a final stage, so that a
 // partitioned run always gives the answer of one query over the whole input.
 //
-// engine imports partition, arrow-go and go-duckdb. It must not import
+// engine imports partition, arrow-go and duckdb-go-bindings (built with the
+// duckdb_arrow tag). It must not import
 // connectors, coordinator or infer: it declares the small interfaces it
 // needs (BatchWriter) instead.
 package engine

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/marcboeker/go-duckdb"
 )
 
 // Options size the engine.
@@ -38,7 +35,7 @@ type Options struct {
 // intermediate results that every slot can read without files.
 type Engine struct {
 	opts    Options
-	db      *sql.DB
+	db      *database
 	free    chan *slot
 	slots   []*slot
 	planner *slot
@@ -48,9 +45,9 @@ type Engine struct {
 
 type slot struct {
 	id   int
-	conn *sql.Conn
+	conn *conn
 	// aux streams a scored job's query while conn writes its output.
-	aux *sql.Conn
+	aux *conn
 }
 
 // New starts the engine's DuckDB instance.
@@ -64,38 +61,48 @@ func New(o Options) (*Engine, error) {
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()
 	}
-	c, err := duckdb.NewConnector("", nil)
+	db, err := openDatabase(nil)
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}
-	e := &Engine{opts: o, db: sql.OpenDB(c), free: make(chan *slot, o.Slots)}
+	e := &Engine{opts: o, db: db, free: make(chan *slot, o.Slots)}
+	// GLOBAL: every connection opened later has them.
 	settings := []string{
-		fmt.Sprintf("SET threads = %d", o.Threads),
-		"SET temp_directory = " + quote(o.TempDir),
-		"SET enable_progress_bar = false",
+		fmt.Sprintf("SET GLOBAL threads = %d", o.Threads),
+		"SET GLOBAL temp_directory = " + quote(o.TempDir),
 		// Keep input order so that a re-run writes byte-identical files;
 		// letting DuckDB reorder rows measured within noise (RESULTS.md).
-		"SET preserve_insertion_order = true",
+		"SET GLOBAL preserve_insertion_order = true",
+		// TIMESTAMPTZ values reach Arrow with DuckDB's session time zone,
+		// which defaults to the host's: pin it so output does not depend on
+		// the machine (TestTimeZoneIsUTC).
+		"SET GLOBAL TimeZone = 'UTC'",
 	}
 	if o.MemoryLimit != "" {
-		settings = append(settings, "SET memory_limit = "+quote(o.MemoryLimit))
+		settings = append(settings, "SET GLOBAL memory_limit = "+quote(o.MemoryLimit))
 	}
+	setup, err := db.connect()
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("start duckdb: %w", err)
+	}
+	defer setup.close()
 	for _, q := range settings {
-		if _, err := e.db.Exec(q); err != nil {
+		if err := setup.Exec(context.Background(), q); err != nil {
 			e.Close()
 			return nil, fmt.Errorf("configure duckdb (%s): %w", q, err)
 		}
 	}
 	for i := range o.Slots + 1 {
-		conn, err := e.db.Conn(context.Background())
+		c, err := db.connect()
 		if err != nil {
 			e.Close()
 			return nil, fmt.Errorf("start duckdb: %w", err)
 		}
-		s := &slot{id: i, conn: conn}
+		s := &slot{id: i, conn: c}
 		if i < o.Slots {
-			if s.aux, err = e.db.Conn(context.Background()); err != nil {
-				conn.Close()
+			if s.aux, err = db.connect(); err != nil {
+				c.close()
 				e.Close()
 				return nil, fmt.Errorf("start duckdb: %w", err)
 			}
@@ -115,20 +122,19 @@ func (e *Engine) Slots() int { return e.opts.Slots }
 
 // Close stops the DuckDB instance. Idempotent.
 func (e *Engine) Close() error {
-	var errs []error
 	for _, s := range append(e.slots, e.planner) {
 		if s != nil {
-			errs = append(errs, s.conn.Close())
+			s.conn.close()
 			if s.aux != nil {
-				errs = append(errs, s.aux.Close())
+				s.aux.close()
 			}
 		}
 	}
 	if e.db != nil {
-		errs = append(errs, e.db.Close())
+		e.db.close()
 	}
 	e.slots, e.planner, e.db = nil, nil, nil
-	return errors.Join(errs...)
+	return nil
 }
 
 // Table binds a table name of a query to data for one job: a DuckDB table
@@ -216,19 +222,16 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 	if j.Score != nil {
 		qconn = s.aux
 	}
-	exec := func(q string) error {
-		_, err := qconn.ExecContext(ctx, q)
-		return err
-	}
+	exec := func(q string) error { return qconn.Exec(ctx, q) }
 	bg := func(q string) func() {
-		return func() { _, _ = qconn.ExecContext(context.Background(), q) }
+		return func() { _ = qconn.Exec(context.Background(), q) }
 	}
 	for _, t := range j.Tables {
 		switch {
 		case t.Reader != nil:
 			name := fmt.Sprintf("__liminal_arrow_%d_%d", s.id+1, e.seq.Add(1))
 			r := &stream{RecordReader: t.Reader}
-			release, err := registerView(ctx, qconn, r, name)
+			release, err := qconn.registerArrow(r, name)
 			if err != nil {
 				r.close()
 				return res, fmt.Errorf("table %s: register arrow stream: %w", t.Name, err)
@@ -236,18 +239,15 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 			// DuckDB may never call the stream's release: close it ourselves
 			// once the view is gone, so every batch goes back to its allocator.
 			cleanup = append(cleanup, r.close, release, bg("DROP VIEW IF EXISTS "+ident(name)))
-			// DuckDB pushes filters into arrow_scan and leaves them to the
-			// stream's producer, which the C API stream does not apply: the
-			// filters would be lost. A LIMIT fences the scan off from filter
-			// pushdown (see TestArrowPath).
-			//
-			// DuckDB also pushes the query's projection into the scan and then
-			// reads the stream's columns as if the producer had applied it,
-			// which the C API stream cannot do: a query reading only some
-			// columns would read the wrong ones (or crash). A condition that
-			// uses every column and is always true, and that the optimizer
-			// can neither fold nor push into the scan, keeps every column in
-			// the scan (see TestArrowProjection).
+			// DuckDB's C-API arrow_scan (1.1.3 and still 2.0) accepts the
+			// query's filters and projection and leaves them to the stream's
+			// producer, which a C stream cannot apply: without a fence a
+			// filter is lost (TestArrowPath: every row comes back) and a query
+			// reading some columns reads the wrong ones or crashes
+			// (TestArrowProjection: SIGSEGV). LIMIT fences the scan off from
+			// filter pushdown; an always-true condition over every column,
+			// which the optimizer can neither fold nor push down, keeps
+			// every column in the scan.
 			kind, body := "VIEW", fmt.Sprintf("SELECT * FROM %s WHERE hash(COLUMNS(*)) IS NOT NULL LIMIT %d", ident(name), int64(math.MaxInt64))
 			if t.Materialize {
 				kind, body = "TABLE", "SELECT * FROM "+ident(name)
@@ -267,7 +267,7 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 		// The query streams out of the slot's second connection while the
 		// first writes the scored batches: memory stays bounded by the
 		// batches in flight, whatever the partition's size.
-		in, err := streamQuery(ctx, qconn, j.Query)
+		in, err := qconn.stream(ctx, j.Query)
 		if err != nil {
 			return res, err
 		}
@@ -277,12 +277,12 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 		}
 		name := fmt.Sprintf("__liminal_scored_%d_%d", s.id+1, e.seq.Add(1))
 		r := &stream{RecordReader: out}
-		release, err := registerView(ctx, s.conn, r, name)
+		release, err := s.conn.registerArrow(r, name)
 		if err != nil {
 			r.close()
 			return res, fmt.Errorf("register scored stream: %w", err)
 		}
-		cleanup = append(cleanup, r.close, release, func() { _, _ = s.conn.ExecContext(context.Background(), "DROP VIEW IF EXISTS "+ident(name)) })
+		cleanup = append(cleanup, r.close, release, func() { _ = s.conn.Exec(context.Background(), "DROP VIEW IF EXISTS "+ident(name)) })
 		// The scorer's errors surface through the stream; DuckDB reports
 		// them as its own, so keep the original.
 		defer func() {
@@ -294,13 +294,13 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 	}
 	switch o := j.Output; {
 	case o.CopyTo != "":
-		n, err := execCount(ctx, s.conn, "COPY ("+j.Query+") TO "+o.CopyTo)
+		n, err := s.conn.execCount(ctx, "COPY ("+j.Query+") TO "+o.CopyTo)
 		if err != nil {
 			return res, err
 		}
 		res.Rows = n
 	case o.Memory != "":
-		n, err := execCount(ctx, s.conn, fmt.Sprintf("CREATE TABLE %s AS %s", ident(o.Memory), j.Query))
+		n, err := s.conn.execCount(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", ident(o.Memory), j.Query))
 		if err != nil {
 			return res, err
 		}
@@ -321,12 +321,15 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 // Missing tables are not an error.
 func (e *Engine) DropTables(ctx context.Context, names ...string) error {
 	var errs []error
-	for _, n := range names {
-		if _, err := e.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+ident(n)); err != nil {
-			errs = append(errs, err)
+	err := e.WithConn(ctx, func(c Conn) error {
+		for _, n := range names {
+			if err := c.Exec(ctx, "DROP TABLE IF EXISTS "+ident(n)); err != nil {
+				errs = append(errs, err)
+			}
 		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
+	return errors.Join(append(errs, err)...)
 }
 
 // TableName returns a fresh name for an in-memory intermediate table.
@@ -334,50 +337,10 @@ func (e *Engine) TableName(prefix string) string {
 	return fmt.Sprintf("__liminal_%s_%d", prefix, e.seq.Add(1))
 }
 
-func withArrow(ctx context.Context, conn *sql.Conn, f func(a *duckdb.Arrow) error) error {
-	return conn.Raw(func(dc any) error {
-		d, ok := dc.(driver.Conn)
-		if !ok {
-			return errors.New("not a driver connection")
-		}
-		a, err := duckdb.NewArrowFromConn(d)
-		if err != nil {
-			return err
-		}
-		return f(a)
-	})
-}
-
-func registerView(ctx context.Context, conn *sql.Conn, r array.RecordReader, name string) (func(), error) {
-	var release func()
-	// The exported C stream retains r until DuckDB releases the stream.
-	err := withArrow(ctx, conn, func(a *duckdb.Arrow) error {
-		var err error
-		release, err = a.RegisterView(r, name)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return release, nil
-}
-
-// queryReader runs q and returns its result as a reader (materialized by
-// go-duckdb v1.8.5 before it returns).
-func queryReader(ctx context.Context, conn *sql.Conn, q string) (array.RecordReader, error) {
-	var rr array.RecordReader
-	err := withArrow(ctx, conn, func(a *duckdb.Arrow) error {
-		var err error
-		rr, err = a.QueryContext(ctx, q)
-		return err
-	})
-	return rr, err
-}
-
 // queryArrow runs q and streams each result batch to w.
-func queryArrow(ctx context.Context, conn *sql.Conn, q string, w BatchWriter) (int64, error) {
+func queryArrow(ctx context.Context, c *conn, q string, w BatchWriter) (int64, error) {
 	var rows int64
-	rr, err := streamQuery(ctx, conn, q)
+	rr, err := c.stream(ctx, q)
 	if err != nil {
 		return 0, err
 	}
@@ -437,7 +400,7 @@ func (s *stream) close() {
 // WithConn runs f with the engine's planning connection (one caller at a
 // time): for short queries outside a partition, such as data checks over
 // staged output. f must not keep the connection.
-func (e *Engine) WithConn(ctx context.Context, f func(*sql.Conn) error) error {
+func (e *Engine) WithConn(ctx context.Context, f func(Conn) error) error {
 	e.planMu.Lock()
 	defer e.planMu.Unlock()
 	return f(e.planner.conn)
@@ -446,8 +409,8 @@ func (e *Engine) WithConn(ctx context.Context, f func(*sql.Conn) error) error {
 // ResultSchema returns the Arrow schema of q's result without running it.
 func (e *Engine) ResultSchema(ctx context.Context, q string) (*arrow.Schema, error) {
 	var sc *arrow.Schema
-	err := e.WithConn(ctx, func(c *sql.Conn) error {
-		rr, err := queryReader(ctx, c, "SELECT * FROM ("+q+") LIMIT 0")
+	err := e.WithConn(ctx, func(c Conn) error {
+		rr, err := c.Query(ctx, "SELECT * FROM ("+q+") LIMIT 0")
 		if err != nil {
 			return err
 		}

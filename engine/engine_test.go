@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -192,19 +191,28 @@ func TestAggregateNames(t *testing.T) {
 	}
 }
 
-func queryAggregateNames(c *sql.Conn) (map[string]bool, error) {
-	rows, err := c.QueryContext(context.Background(), "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'")
+func queryAggregateNames(c *conn) (map[string]bool, error) {
+	rows, err := queryStrings(context.Background(), c, "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'")
 	if err != nil {
 		return nil, fmt.Errorf("list aggregate functions: %w", err)
 	}
-	defer rows.Close()
 	aggs := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		aggs[n] = true
+	for _, r := range rows {
+		aggs[r[0]] = true
 	}
-	return aggs, rows.Err()
+	return aggs, nil
+}
+
+// TestTimeZoneIsUTC: TIMESTAMPTZ results carry UTC whatever the host's time
+// zone (DuckDB's session default), so output files do not depend on it.
+func TestTimeZoneIsUTC(t *testing.T) {
+	t.Setenv("TZ", "America/New_York")
+	e := newEngine(t, 1)
+	sc, err := e.ResultSchema(context.Background(), "SELECT TIMESTAMPTZ '2024-01-02 03:04:05+00' AS ts, CAST(TIMESTAMPTZ '2024-01-02 03:04:05+00' AS VARCHAR) AS s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tt, ok := sc.Field(0).Type.(*arrow.TimestampType); !ok || tt.TimeZone != "UTC" {
+		t.Errorf("TIMESTAMPTZ maps to %s, want timestamp[us, tz=UTC]", sc.Field(0).Type)
+	}
 }

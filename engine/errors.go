@@ -3,8 +3,6 @@ package engine
 import (
 	"errors"
 	"strings"
-
-	"github.com/marcboeker/go-duckdb"
 )
 
 // IsUserError reports whether err is DuckDB rejecting the user's SQL or
@@ -15,19 +13,16 @@ func IsUserError(err error) bool {
 	if errors.As(err, &se) {
 		return true
 	}
-	var de *duckdb.Error
-	if !errors.As(err, &de) {
-		return false
-	}
-	switch de.Type {
-	case duckdb.ErrorTypeParser, duckdb.ErrorTypeSyntax, duckdb.ErrorTypeBinder, duckdb.ErrorTypeCatalog,
-		duckdb.ErrorTypeConversion, duckdb.ErrorTypeOutOfRange, duckdb.ErrorTypeInvalidInput,
-		duckdb.ErrorTypeConstraint, duckdb.ErrorTypeNotImplemented, duckdb.ErrorTypeMismatchType,
-		duckdb.ErrorTypeDivideByZero, duckdb.ErrorTypeInvalidType, duckdb.ErrorTypeDecimal,
-		duckdb.ErrorTypeIO, duckdb.ErrorTypePermission:
-		return true
-	}
-	return false
+	var de *Error
+	return errors.As(err, &de) && userErrorClasses[de.Class]
+}
+
+// userErrorClasses are DuckDB's error classes for bad SQL or bad data.
+var userErrorClasses = map[string]bool{
+	"Parser": true, "Syntax": true, "Binder": true, "Catalog": true, "Conversion": true,
+	"Out of Range": true, "Invalid Input": true, "Constraint": true, "Not implemented": true,
+	"Mismatch Type": true, "Divide by Zero": true, "Invalid type": true, "Decimal": true,
+	"IO": true, "Permission": true,
 }
 
 // ExecError is an error from running a job, rendered on one line: DuckDB's

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,24 +90,24 @@ func (e *Engine) PlanSQL(ctx context.Context, in PlanInput) (*Plan, error) {
 	var cleanup []string
 	defer func() {
 		for _, q := range cleanup {
-			_, _ = c.ExecContext(context.Background(), q)
+			_ = c.Exec(context.Background(), q)
 		}
 	}()
 	for _, t := range in.Tables {
 		switch {
 		case t.Scan != "":
-			if _, err := c.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT * FROM %s", ident(t.Name), t.Scan)); err != nil {
+			if err := c.Exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT * FROM %s", ident(t.Name), t.Scan)); err != nil {
 				return nil, fmt.Errorf("table %s: %w", t.Name, err)
 			}
 			cleanup = append(cleanup, "DROP VIEW IF EXISTS "+ident(t.Name))
 		case t.Schema != nil:
 			name := "__liminal_plan_" + t.Name
-			release, err := registerView(ctx, c, emptyReader(t.Schema), name)
+			release, err := c.registerArrow(emptyReader(t.Schema), name)
 			if err != nil {
 				return nil, fmt.Errorf("table %s: %w", t.Name, err)
 			}
 			defer release()
-			if _, err := c.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s", ident(t.Name), ident(name))); err != nil {
+			if err := c.Exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM %s", ident(t.Name), ident(name))); err != nil {
 				return nil, fmt.Errorf("table %s: %w", t.Name, err)
 			}
 			cleanup = append(cleanup, "DROP TABLE IF EXISTS "+ident(t.Name), "DROP VIEW IF EXISTS "+ident(name))
@@ -129,7 +128,7 @@ func (e *Engine) PlanSQL(ctx context.Context, in PlanInput) (*Plan, error) {
 	node := obj(stmts[0])["node"]
 	p := &Plan{Kind: Single, Partial: in.Query, Columns: cols}
 	if in.Arrow {
-		rr, err := queryReader(ctx, c, "SELECT * FROM ("+in.Query+") LIMIT 0")
+		rr, err := c.Query(ctx, "SELECT * FROM ("+in.Query+") LIMIT 0")
 		if err != nil {
 			return nil, &SQLError{Msg: cleanDuckErr(err)}
 		}
@@ -185,26 +184,52 @@ func emptyReader(sc *arrow.Schema) array.RecordReader {
 	return r
 }
 
-func describe(ctx context.Context, c *sql.Conn, q string) ([]Column, error) {
-	rows, err := c.QueryContext(ctx, "DESCRIBE "+q)
+func describe(ctx context.Context, c *conn, q string) ([]Column, error) {
+	rows, err := queryStrings(ctx, c, "DESCRIBE "+q)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	names, _ := rows.Columns()
-	var cols []Column
-	for rows.Next() {
-		v := make([]any, len(names))
-		ptr := make([]any, len(names))
-		for i := range v {
-			ptr[i] = &v[i]
-		}
-		if err := rows.Scan(ptr...); err != nil {
-			return nil, err
-		}
-		cols = append(cols, Column{Name: fmt.Sprint(v[0]), Type: fmt.Sprint(v[1])})
+	cols := make([]Column, len(rows))
+	for i, r := range rows {
+		cols[i] = Column{Name: r[0], Type: r[1]}
 	}
-	return cols, rows.Err()
+	return cols, nil
+}
+
+// queryStrings runs q, a query with a small result, and returns its rows
+// with every value as text (NULL as "").
+func queryStrings(ctx context.Context, c *conn, q string) ([][]string, error) {
+	rr, err := c.stream(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	defer rr.Release()
+	var out [][]string
+	for rr.Next() {
+		b := rr.RecordBatch()
+		for i := range int(b.NumRows()) {
+			row := make([]string, b.NumCols())
+			for j, col := range b.Columns() {
+				if col.IsValid(i) {
+					row[j] = strings.Clone(col.ValueStr(i)) // the batch is released by the next Next
+				}
+			}
+			out = append(out, row)
+		}
+	}
+	return out, rr.Err()
+}
+
+// queryString runs q and returns the first value of its one-row result.
+func queryString(ctx context.Context, c *conn, q string) (string, error) {
+	rows, err := queryStrings(ctx, c, q)
+	if err != nil {
+		return "", err
+	}
+	if len(rows) != 1 || len(rows[0]) != 1 {
+		return "", fmt.Errorf("want one value from %.60q, got %d rows", q, len(rows))
+	}
+	return rows[0][0], nil
 }
 
 // cleanDuckErr keeps DuckDB's message on one line, without the echo of the
@@ -217,9 +242,9 @@ func cleanDuckErr(err error) string {
 	return strings.Join(strings.Fields(msg), " ")
 }
 
-func serialize(ctx context.Context, c *sql.Conn, q string) ([]any, error) {
-	var s string
-	if err := c.QueryRowContext(ctx, "SELECT json_serialize_sql(?::VARCHAR)::VARCHAR", q).Scan(&s); err != nil {
+func serialize(ctx context.Context, c *conn, q string) ([]any, error) {
+	s, err := queryString(ctx, c, "SELECT json_serialize_sql("+quote(q)+"::VARCHAR)::VARCHAR")
+	if err != nil {
 		return nil, &SQLError{Msg: cleanDuckErr(err)}
 	}
 	d := json.NewDecoder(strings.NewReader(s))
@@ -239,13 +264,13 @@ func serialize(ctx context.Context, c *sql.Conn, q string) ([]any, error) {
 	return stmts, nil
 }
 
-func deserialize(ctx context.Context, c *sql.Conn, node map[string]any) (string, error) {
+func deserialize(ctx context.Context, c *conn, node map[string]any) (string, error) {
 	b, err := json.Marshal(map[string]any{"error": false, "statements": []any{map[string]any{"node": node}}})
 	if err != nil {
 		return "", err
 	}
-	var s string
-	if err := c.QueryRowContext(ctx, "SELECT json_deserialize_sql(?::JSON)", string(b)).Scan(&s); err != nil {
+	s, err := queryString(ctx, c, "SELECT json_deserialize_sql("+quote(string(b))+"::JSON)")
+	if err != nil {
 		return "", err
 	}
 	return strings.TrimSuffix(strings.TrimSpace(s), ";"), nil
@@ -342,7 +367,7 @@ func clone(v any) any {
 
 type planner struct {
 	ctx     context.Context
-	c       *sql.Conn
+	c       *conn
 	cols    []Column
 	driving string
 	aggs    map[string]bool
@@ -496,7 +521,23 @@ func colref(name string) map[string]any {
 
 func baseTable(name string) map[string]any {
 	return map[string]any{"type": "BASE_TABLE", "alias": "", "sample": nil, "schema_name": "", "table_name": name,
-		"column_name_alias": []any{}, "catalog_name": ""}
+		"column_name_alias": []any{}, "catalog_name": "", "at_clause": nil, "qualified_name": map[string]any{"path": []any{name}}}
+}
+
+// funcArgs returns the argument expressions of a FUNCTION node (DuckDB 2.0
+// keeps them as named arguments, {"name", "expression"}).
+func funcArgs(f map[string]any) []any {
+	var out []any
+	for _, a := range arr(f["arguments"]) {
+		out = append(out, obj(a)["expression"])
+	}
+	return out
+}
+
+// renameFunc points a FUNCTION node at another function.
+func renameFunc(f map[string]any, name string) {
+	f["function_name"] = name
+	f["qualified_name"] = map[string]any{"path": []any{name}}
 }
 
 // expr parses one SQL expression into a parse-tree node.
@@ -513,16 +554,12 @@ func constInt(v any) (int64, bool) {
 	if m == nil || m["class"] != "CONSTANT" {
 		return 0, false
 	}
-	val := obj(m["value"])
-	if val["is_null"] == true {
+	lit := obj(m["literal"])
+	if lit["kind"] != "INTEGER" {
 		return 0, false
 	}
-	switch n := val["value"].(type) {
-	case json.Number:
-		i, err := n.Int64()
-		return i, err == nil
-	}
-	return 0, false
+	i, err := strconv.ParseInt(str(lit["text"]), 10, 64)
+	return i, err == nil
 }
 
 // aggregate rewrites a grouped or aggregate query into a partial stage that
@@ -586,7 +623,7 @@ func (pl *planner) aggregate(node map[string]any, mods modifiers) (map[string]an
 			distinctErr = fallback(fmt.Sprintf("%s(DISTINCT ...) runs as one partition", str(m["function_name"])))
 			return
 		}
-		args := arr(m["children"])
+		args := funcArgs(m)
 		if len(args) != 1 || m["filter"] != nil {
 			distinctErr = fallback("DISTINCT aggregates with a FILTER or several arguments run as one partition")
 			return
@@ -765,14 +802,14 @@ func (pl *planner) combine(f map[string]any, addPartial func(map[string]any) str
 	if f["distinct"] == true && name != "min" && name != "max" {
 		return nil, fallback(fmt.Sprintf("%s(DISTINCT ...) runs as one partition", name))
 	}
-	for _, c := range arr(f["children"]) {
+	for _, c := range funcArgs(f) {
 		if pl.hasAggregate(c) || hasClass(c, "WINDOW", false) || hasClass(c, "SUBQUERY", false) {
 			return nil, fallback("nested aggregates run as one partition")
 		}
 	}
 	part := func(fn string) string {
 		p := clone(f).(map[string]any)
-		p["function_name"] = fn
+		renameFunc(p, fn)
 		p["distinct"] = false
 		return ident(addPartial(p))
 	}
@@ -922,10 +959,10 @@ func (pl *planner) validate(p *Plan) error {
 	if _, err := describe(pl.ctx, pl.c, p.Partial); err != nil {
 		return fmt.Errorf("partial: %s", cleanDuckErr(err))
 	}
-	if _, err := pl.c.ExecContext(pl.ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM (%s) LIMIT 0", PartialsTable, p.Partial)); err != nil {
+	if err := pl.c.Exec(pl.ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT * FROM (%s) LIMIT 0", PartialsTable, p.Partial)); err != nil {
 		return fmt.Errorf("partial: %s", cleanDuckErr(err))
 	}
-	defer pl.c.ExecContext(context.Background(), "DROP TABLE IF EXISTS "+PartialsTable)
+	defer pl.c.Exec(context.Background(), "DROP TABLE IF EXISTS "+PartialsTable)
 	for range 2 {
 		got, err := describe(pl.ctx, pl.c, p.Final)
 		if err != nil {

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
 ROWS=${ROWS:-16000000}
 export GOCACHE=${GOCACHE:-$HOME/.cache/liminal/go-build} GOMODCACHE=${GOMODCACHE:-$HOME/.cache/liminal/go-mod}
-go build -o bin/liminal ./cmd/liminal
+go build -tags duckdb_arrow -o bin/liminal ./cmd/liminal
 BIN=$PWD/bin/liminal
 W=$(mktemp -d /tmp/liminal-cluster-bench.XXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT

@@ -57,7 +57,7 @@ if [[ ! -x /usr/bin/time ]]; then
 	$sudo apt-get update -qq && $sudo apt-get install -y -qq time >/dev/null
 fi
 log "building liminal into $OUT/bin"
-(cd "$root" && go build -o "$OUT/bin/liminal" ./cmd/liminal)
+(cd "$root" && go build -tags duckdb_arrow -o "$OUT/bin/liminal" ./cmd/liminal)
 LIMINAL=$OUT/bin/liminal
 TICKS=$(getconf CLK_TCK)
 

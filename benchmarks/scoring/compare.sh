@@ -21,7 +21,7 @@ root=$(cd "$here/../.." && pwd)
 log() { printf '%s\n' "$*" >&2; }
 
 py=$("$root/scripts/pyenv.sh")
-(cd "$root" && go build -o "$OUT/liminal" ./cmd/liminal)
+(cd "$root" && go build -tags duckdb_arrow -o "$OUT/liminal" ./cmd/liminal)
 label() { if (($1 >= 1000000 && $1 % 1000000 == 0)); then echo "$(($1 / 1000000))M"; else echo "$1"; fi; }
 data=$HOME/.cache/liminal/bench-$(label "$ROWS")
 if [[ "$(cat "$data/.complete" 2>/dev/null)" != "rows=$ROWS files=$FILES" ]]; then

@@ -54,7 +54,7 @@ func exec(t *testing.T, path, q string) {
 		t.Fatal(err)
 	}
 	defer done()
-	if _, err := db.Exec(q); err != nil {
+	if _, err := db.Exec("USE " + catalog + "; " + q); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
-	goduckdb "github.com/marcboeker/go-duckdb"
+	goduckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/liminal-data/liminal/connectors"
 )
@@ -69,11 +69,18 @@ func parseURI(uri, baseDir string) (*location, error) {
 	return l, nil
 }
 
+// catalog is the name the database file is attached under. The file is
+// attached to an in-memory database rather than opened as the default one:
+// DuckDB 2.0 refuses to register an Arrow stream (the Go-side batches of a
+// sink, TestSinkConformance) on a connection whose default database is a file.
+const catalog = "liminal_file"
+
 func (l *location) qualified(table string) string {
-	if l.schema == "" {
-		return ident(table)
+	schema := l.schema
+	if schema == "" {
+		schema = "main"
 	}
-	return ident(l.schema) + "." + ident(table)
+	return ident(catalog) + "." + ident(schema) + "." + ident(table)
 }
 
 func ident(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
@@ -117,15 +124,22 @@ func acquire(path string, ro bool) (*sql.DB, func(), error) {
 		sh = nil
 	}
 	if sh == nil {
-		dsn := path
+		attach := "ATTACH " + literal(path) + " AS " + ident(catalog)
 		if ro {
-			dsn += "?access_mode=READ_ONLY"
+			attach += " (READ_ONLY)"
 		}
-		c, err := goduckdb.NewConnector(dsn, nil)
+		c, err := goduckdb.NewConnector("", nil)
 		if err != nil {
 			return nil, nil, classify(fmt.Errorf("duckdb %s: open: %w", path, err))
 		}
-		sh = &shared{db: sql.OpenDB(c), readOnly: ro}
+		db := sql.OpenDB(c)
+		// TIMESTAMPTZ reaches Arrow in the session time zone, by default
+		// the host's: pin it, as the engine does.
+		if _, err := db.Exec("SET GLOBAL TimeZone = 'UTC'; " + attach); err != nil {
+			db.Close()
+			return nil, nil, classify(fmt.Errorf("duckdb %s: open: %w", path, err))
+		}
+		sh = &shared{db: db, readOnly: ro}
 		files.open[path] = sh
 	}
 	sh.refs++
@@ -157,7 +171,7 @@ func classify(err error) error {
 	return connectors.Permanent(err)
 }
 
-// withArrow runs f with go-duckdb's Arrow interface on conn.
+// withArrow runs f with duckdb-go's Arrow interface on conn.
 func withArrow(conn *sql.Conn, f func(a *goduckdb.Arrow) error) error {
 	return conn.Raw(func(dc any) error {
 		d, ok := dc.(driver.Conn)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	goduckdb "github.com/marcboeker/go-duckdb"
+	goduckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/liminal-data/liminal/connectors"
 	"github.com/liminal-data/liminal/partition"
@@ -119,7 +119,7 @@ func (s *Sink) targetState(ctx context.Context, q queryer) (exists, nonEmpty boo
 	if schema == "" {
 		schema = "main"
 	}
-	if err := q.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? AND database_name = current_database()",
+	if err := q.QueryRowContext(ctx, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? AND database_name = '"+catalog+"'",
 		schema, s.l.table).Scan(&n); err != nil {
 		return false, false, s.wrap(err, "look up target")
 	}
@@ -285,7 +285,7 @@ func (w *writer) Abort(ctx context.Context) error {
 }
 
 func (s *Sink) dropStaged(ctx context.Context, c *sql.Conn, run connectors.Run) error {
-	rows, err := c.QueryContext(ctx, "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() AND starts_with(table_name, ?)", s.runPrefix(run))
+	rows, err := c.QueryContext(ctx, "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = '"+catalog+"' AND starts_with(table_name, ?)", s.runPrefix(run))
 	if err != nil {
 		return s.wrap(err, "list staging tables")
 	}
@@ -296,7 +296,7 @@ func (s *Sink) dropStaged(ctx context.Context, c *sql.Conn, run connectors.Run) 
 			rows.Close()
 			return s.wrap(err, "list staging tables")
 		}
-		names = append(names, ident(sch)+"."+ident(t))
+		names = append(names, ident(catalog)+"."+ident(sch)+"."+ident(t))
 	}
 	rows.Close()
 	for _, n := range names {

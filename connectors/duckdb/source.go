@@ -15,13 +15,13 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	goduckdb "github.com/marcboeker/go-duckdb"
+	goduckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/liminal-data/liminal/connectors"
 	"github.com/liminal-data/liminal/partition"
 )
 
-// Source reads a table of a DuckDB database file through its own go-duckdb
+// Source reads a table of a DuckDB database file through its own duckdb-go
 // instance (the file opened read-only unless this process also writes it).
 // Splits are rowid ranges; a split is read in pages of page_rows rowids
 // (default 16384) inside one transaction, so memory is bounded by a page,
@@ -237,9 +237,8 @@ func (s *Source) Read(ctx context.Context, sp partition.Split, cols []string) (a
 }
 
 // reader pages through a split: one query per page of rowids, its rows
-// scanned through database/sql into one Arrow batch. (go-duckdb v1.8.5's
-// Arrow query results point into DuckDB memory that is freed when the
-// query ends, so strings would not survive; the scan copies.)
+// scanned through database/sql into one Arrow batch (bounded memory per
+// page; duckdb-go's Arrow query results are materialized whole).
 type reader struct {
 	src    *Source
 	ctx    context.Context
@@ -376,7 +375,7 @@ func toInt64(v any) (int64, bool) {
 	return 0, false
 }
 
-// appendValue appends a value scanned by go-duckdb to a builder of the
+// appendValue appends a value scanned by duckdb-go to a builder of the
 // Arrow type DuckDB exports for the column.
 func appendValue(b array.Builder, v any) error {
 	if v == nil {

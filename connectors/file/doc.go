@@ -15,7 +15,7 @@
 // the run wrote, keeps the others, and is idempotent per run id). upsert
 // is refused at open: it needs a database sink.
 //
-// It imports connectors, partition, arrow-go and go-duckdb (for footers and
+// It imports connectors, partition, arrow-go and duckdb-go (for footers and
 // CSV sniffing). It must not import engine, coordinator or a sibling
 // connector.
 package file

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/marcboeker/go-duckdb"
+	"github.com/duckdb/duckdb-go/v2"
 )
 
 // meta is a small in-memory DuckDB used for footers, schemas and CSV

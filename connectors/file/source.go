@@ -20,7 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	pqfile "github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/schema"
-	"github.com/marcboeker/go-duckdb"
+	"github.com/duckdb/duckdb-go/v2"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/liminal-data/liminal/connectors"
@@ -330,9 +330,12 @@ func (s *Source) loadCSV(ctx context.Context, paths []string, opts map[string]st
 			}
 		}
 	}
-	// The sniffer reports "no character" as NUL.
+	// The sniffer reports "no character" as "(empty)" (DuckDB 2.0), which
+	// read_csv refuses as a quote of more than one byte.
 	for _, c := range []*string{&delim, &quoteCh, &escape, &comment} {
-		*c = strings.ReplaceAll(*c, "\x00", "")
+		if *c == "(empty)" {
+			*c = ""
+		}
 	}
 	cols, ok := columns.([]any)
 	if !ok || len(cols) == 0 {
@@ -490,8 +493,8 @@ func (s *Source) Schema(ctx context.Context) (*arrow.Schema, error) {
 }
 
 // Read implements connectors.ArrowSource through DuckDB's Arrow interface.
-// go-duckdb v1.8.5 materializes an Arrow query result before returning the
-// reader, so Read holds one split in memory; the executor never uses it for
+// duckdb-go's Arrow interface materializes a query result before returning
+// the reader, so Read holds one split in memory; the executor never uses it for
 // file sources (DuckDB scans them natively).
 func (s *Source) Read(ctx context.Context, sp partition.Split, cols []string) (array.RecordReader, error) {
 	return s.query(ctx, &sp, cols, "")

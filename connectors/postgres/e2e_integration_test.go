@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	goduckdb "github.com/marcboeker/go-duckdb"
+	goduckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 

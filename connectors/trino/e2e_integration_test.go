@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/marcboeker/go-duckdb"
+	_ "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/liminal-data/liminal/connectors"
 	_ "github.com/liminal-data/liminal/connectors/file"

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,7 +43,7 @@ func (w *Worker) Check(ctx context.Context, t *coordinator.Task, plan *coordinat
 		}
 	}
 	var res []checks.Result
-	err = w.eng.WithConn(ctx, func(c *sql.Conn) error {
+	err = w.eng.WithConn(ctx, func(c engine.Conn) error {
 		res = checks.Run(ctx, c, output, t.Checks, tables)
 		return ctx.Err()
 	})

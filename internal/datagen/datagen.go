@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"sync"
 
-	_ "github.com/marcboeker/go-duckdb" // registers the "duckdb" database/sql driver
+	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
 )
 
 // Defaults applied by Generate to zero-valued Options fields.

@@ -1,5 +1,5 @@
 // Command duckdbrun runs one SQL statement in an in-memory DuckDB (the
-// go-duckdb build Liminal links, so both sides of a comparison use the same
+// duckdb-go build Liminal links, so both sides of a comparison use the same
 // DuckDB) with a given thread count, and prints the elapsed seconds of that
 // statement. It is the "DuckDB alone" side of benchmarks/compare.sh.
 //
@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/marcboeker/go-duckdb"
+	_ "github.com/duckdb/duckdb-go/v2"
 )
 
 type multi []string
