@@ -410,7 +410,7 @@ func (e *Engine) WithConn(ctx context.Context, f func(Conn) error) error {
 func (e *Engine) ResultSchema(ctx context.Context, q string) (*arrow.Schema, error) {
 	var sc *arrow.Schema
 	err := e.WithConn(ctx, func(c Conn) error {
-		rr, err := c.Query(ctx, "SELECT * FROM ("+q+") LIMIT 0")
+		rr, err := c.Query(ctx, "SELECT * FROM ("+TrimStatement(q)+"\n) LIMIT 0")
 		if err != nil {
 			return err
 		}

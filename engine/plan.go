@@ -84,6 +84,9 @@ func (e *SQLError) Error() string { return e.Msg }
 // PlanSQL checks query against the tables (syntax, tables, columns, types)
 // and decides how it runs over partitions.
 func (e *Engine) PlanSQL(ctx context.Context, in PlanInput) (*Plan, error) {
+	// The query is embedded in COPY (...) and subqueries: a trailing ";"
+	// or "-- comment" would break them.
+	in.Query = TrimStatement(in.Query)
 	e.planMu.Lock()
 	defer e.planMu.Unlock()
 	c := e.planner.conn

@@ -107,7 +107,7 @@ func (w *Worker) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.Ta
 	if len(tp.Splits) == 1 && p.Kind != engine.Single {
 		// One partition sees the whole input: the query runs as written,
 		// straight into the sink, without partial and final stages.
-		p.Kind, p.Reason, p.Partial, p.Final = engine.Local, "", t.Query, ""
+		p.Kind, p.Reason, p.Partial, p.Final = engine.Local, "", engine.TrimStatement(t.Query), ""
 		if tp.Exec, err = json.Marshal(p); err != nil {
 			return nil, err
 		}
