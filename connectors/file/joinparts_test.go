@@ -34,8 +34,8 @@ func TestJoinParts(t *testing.T) {
 	run := connectors.Run{ID: "r1"}
 	target := filepath.Join(dir, "out.csv")
 	s := open(target)
-	if !s.JoinsParts() || open(filepath.Join(dir, "out.parquet")).JoinsParts() || open(filepath.Join(dir, "d")+"/").JoinsParts() {
-		t.Fatal("JoinsParts: want true only for a single CSV file")
+	if !s.JoinsParts() || !open(filepath.Join(dir, "out.parquet")).JoinsParts() || open(filepath.Join(dir, "d")+"/").JoinsParts() {
+		t.Fatal("JoinsParts: want true only for a single CSV or Parquet file")
 	}
 	if err := s.Prepare(context.Background(), run); err != nil {
 		t.Fatal(err)

@@ -114,11 +114,19 @@ func (s *Sink) Describe() string {
 func (s *Sink) SingleFile() bool { return s.single }
 
 // JoinsParts implements connectors.PartsJoiner: a single CSV file is the
-// partitions' parts one after the other, under one header. Memory then
-// stays that of one partition instead of the whole result (a final stage
-// gathers every row in DuckDB: 884 MiB for 5M rows, RESULTS.md).
+// partitions' parts one after the other, under one header; a single
+// Parquet file is their row groups one after the other, copied without
+// re-encoding, under one footer. Memory then stays that of one partition
+// instead of the whole result (a final stage gathers every row in DuckDB:
+// 884 MiB for 5M rows into CSV, 755 MiB for 10M into Parquet, RESULTS.md).
 func (s *Sink) JoinsParts() bool {
-	if !s.single || s.format != CSV {
+	if !s.single {
+		return false
+	}
+	if s.format == Parquet {
+		return true
+	}
+	if s.format != CSV {
 		return false
 	}
 	if s.delim == "" {
@@ -585,6 +593,27 @@ func (s *Sink) joinParts(run connectors.Run, staged []connectors.Manifest) ([]co
 	dir := filepath.Join(s.runDir(run), "joined")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
+	}
+	if s.format == Parquet {
+		path := filepath.Join(dir, "data.parquet")
+		parts := make([]string, len(files))
+		for i, f := range files {
+			parts[i] = f.Staged
+		}
+		rows, err := joinParquet(path, parts)
+		if err != nil {
+			return nil, err
+		}
+		if rows != joined.Rows {
+			return nil, fmt.Errorf("joined Parquet file has %d rows, the parts %d", rows, joined.Rows)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		joined.Bytes = st.Size()
+		joined.Files = []connectors.StagedFile{{Staged: path, Final: filepath.Base(path), Rows: rows, Bytes: st.Size()}}
+		return []connectors.Manifest{joined}, nil
 	}
 	path := filepath.Join(dir, "data.csv")
 	out, err := os.Create(path)
