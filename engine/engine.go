@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -28,6 +29,17 @@ type Options struct {
 	MemoryLimit string
 	// TempDir is where DuckDB spills; default the OS temp directory.
 	TempDir string
+	// Sandbox, when set, confines every query to the listed directories
+	// (reads, writes, globs; TempDir is added) and locks DuckDB's
+	// configuration, so that submitted SQL can neither reach other files
+	// nor undo the confinement (TestSandbox).
+	Sandbox *Sandbox
+}
+
+// Sandbox is what a sandboxed engine may touch.
+type Sandbox struct {
+	// Dirs are the directories queries may read and write, recursively.
+	Dirs []string
 }
 
 // Engine owns one DuckDB instance with a connection per slot and one for
@@ -80,6 +92,23 @@ func New(o Options) (*Engine, error) {
 	}
 	if o.MemoryLimit != "" {
 		settings = append(settings, "SET GLOBAL memory_limit = "+quote(o.MemoryLimit))
+	}
+	// Extensions are the ones linked in (parquet, json, icu, tpch, tpcds);
+	// nothing is ever downloaded.
+	settings = append(settings, "SET GLOBAL autoinstall_known_extensions = false",
+		"SET GLOBAL allow_community_extensions = false")
+	if sb := o.Sandbox; sb != nil {
+		dirs := []string{quote(o.TempDir)}
+		for _, d := range sb.Dirs {
+			abs, err := filepath.Abs(d)
+			if err != nil {
+				return nil, fmt.Errorf("sandbox directory %s: %w", d, err)
+			}
+			dirs = append(dirs, quote(abs))
+		}
+		settings = append(settings, "SET GLOBAL allowed_directories = ["+strings.Join(dirs, ", ")+"]",
+			"SET GLOBAL enable_external_access = false",
+			"SET GLOBAL lock_configuration = true")
 	}
 	setup, err := db.connect()
 	if err != nil {
