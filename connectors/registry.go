@@ -3,7 +3,8 @@ package connectors
 import (
 	"context"
 	"fmt"
-	"net/url"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -33,6 +34,14 @@ type SinkConfig struct {
 	Secret       string
 	// KeyColumns are the key of ModeUpsert.
 	KeyColumns []string
+	// Protect lists paths that an overwrite must never remove: the run's
+	// sources, the state directory. A sink whose target holds one of them
+	// is refused.
+	Protect []string
+	// Force lets an overwrite replace output that Liminal did not write
+	// (a non-empty directory without its _SUCCESS manifest): the user's
+	// explicit --force-overwrite.
+	Force bool
 }
 
 // SourceFactory opens a source.
@@ -84,6 +93,23 @@ func Scheme(uri string) string {
 	return s
 }
 
+// LocalPath returns the local file-system path a source URI reads (the
+// part before any glob, relative to baseDir), or "" for a URI of another
+// scheme: what an overwrite must not remove.
+func LocalPath(uri, baseDir string) string {
+	if Scheme(uri) != "file" {
+		return ""
+	}
+	p := strings.TrimPrefix(uri, "file://")
+	if i := strings.IndexAny(p, "*?[{"); i >= 0 {
+		p = filepath.Dir(p[:i] + "x")
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(baseDir, p)
+	}
+	return filepath.Clean(p)
+}
+
 // OpenSource opens the source for c.URI through the registry.
 func OpenSource(ctx context.Context, c SourceConfig) (Source, error) {
 	scheme := Scheme(c.URI)
@@ -121,16 +147,26 @@ func known[V any](m map[string]V) string {
 
 // Redact removes a password from a URI for logs and errors.
 func Redact(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil || u.User == nil {
-		return uri
+	out := uri
+	// The userinfo is whatever lies between "://" and the last "@", parsed
+	// or not: a password with '/', '#', '%' or a space makes url.Parse fail
+	// or cut the URI elsewhere, and it must not leak then either.
+	if i := strings.Index(out, "://"); i >= 0 {
+		rest := out[i+3:]
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if c := strings.IndexByte(rest[:at], ':'); c >= 0 {
+				out = out[:i+3] + rest[:c] + ":" + mask + rest[at:]
+			}
+		}
 	}
-	if _, has := u.User.Password(); !has {
-		return uri // nothing to mask: the URI as written, not re-encoded
-	}
-	u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	return u.String()
+	return secretParam.ReplaceAllString(out, "${1}"+mask)
 }
+
+// mask stands in for a secret in every output.
+const mask = "xxxxx"
+
+// secretParam matches query or DSN parameters that carry a secret.
+var secretParam = regexp.MustCompile(`(?i)((?:^|[?&;\s])(?:password|passwd|pwd|secret|token|access_key|secret_key|sslpassword)=)[^&;\s]*`)
 
 // SafeName maps an id (run id, split id) to a string usable in file names:
 // letters, digits, '-', '_' and '.' stay, anything else becomes '_'.

@@ -28,6 +28,11 @@ type Overrides struct {
 	// WorkDir/liminal-<run id>/<task>/ (default: the OS temp directory).
 	RunID   string
 	WorkDir string
+	// ForceOverwrite lets overwrite sinks replace directories Liminal did
+	// not write (--force-overwrite); Protect adds paths no overwrite may
+	// remove (the state directory) to the spec's local sources.
+	ForceOverwrite bool
+	Protect        []string
 }
 
 // LazySource stands for the result of an earlier task of the same run: it
@@ -268,9 +273,14 @@ func Resolve(ctx context.Context, s *spec.Spec, p *spec.Pipeline, pi int, ov Ove
 			errs = append(errs, s.Errorf("sinks."+st.Sink+".mode", "%v", err))
 			continue
 		}
+		protect := append([]string(nil), ov.Protect...)
+		for _, n := range sortedSourceNames(s) {
+			protect = append(protect, connectors.LocalPath(s.Sources[n].URI, s.Dir))
+		}
 		sink, err := connectors.OpenSink(ctx, connectors.SinkConfig{Name: st.Sink, URI: sk.URI, Format: sk.Format, Mode: mode,
 			PartitionBy: sk.PartitionBy, Compression: sk.Compression, RowGroupSize: sk.RowGroupSize, Options: sk.Options,
-			BaseDir: s.Dir, Secret: secret(s, sk.SecretEnv, sk.SecretFile), KeyColumns: sk.KeyColumns})
+			BaseDir: s.Dir, Secret: secret(s, sk.SecretEnv, sk.SecretFile), KeyColumns: sk.KeyColumns,
+			Protect: protect, Force: ov.ForceOverwrite || sk.ForceOverwrite})
 		if err != nil {
 			data = append(data, errors.New(s.Errorf("sinks."+st.Sink+".uri", "%v", err).Error()))
 			continue

@@ -83,6 +83,9 @@ type Sink struct {
 	SecretFile string `yaml:"secret_file,omitempty"`
 	// KeyColumns are the key of an upsert sink (a database table).
 	KeyColumns []string `yaml:"key_columns,omitempty"`
+	// ForceOverwrite lets mode overwrite replace a non-empty directory that
+	// Liminal did not write (one without its _SUCCESS manifest).
+	ForceOverwrite bool `yaml:"force_overwrite,omitempty"`
 }
 
 // Pipeline is a named, ordered list of tasks.

@@ -37,6 +37,8 @@ type runFlags struct {
 	memoryLimit   string
 	resultFile    string
 	pushgateway   string
+	force         bool
+	protect       []string // paths no overwrite may remove (the scheduler's state)
 	// pipelineSpec, when set, is the spec's pipeline: its alerts are raised
 	// when the run ends.
 	pipelineSpec *spec.Pipeline
@@ -67,6 +69,7 @@ func (f *runFlags) register(cmd *cobra.Command, running bool) {
 		cmd.Flags().StringVar(&f.workDir, "work-dir", "", "where DuckDB spills when memory runs short (default: the OS temp directory)")
 		cmd.Flags().StringVar(&f.memoryLimit, "memory-limit", "", "DuckDB memory limit for the whole run, e.g. 4GB (default: 80% of RAM); DuckDB spills beyond it")
 		cmd.Flags().StringVar(&f.pushgateway, "pushgateway", os.Getenv("LIMINAL_PUSHGATEWAY"), "push the run's metrics to this Prometheus Pushgateway URL when it ends (default $LIMINAL_PUSHGATEWAY)")
+		cmd.Flags().BoolVar(&f.force, "force-overwrite", false, "let mode overwrite replace a non-empty directory that Liminal did not write (no _SUCCESS); never the working, home or root directory or a source's")
 		cmd.Flags().StringVar(&f.resultFile, "result-file", "", "also write the JSON result to this file (atomically; also on failure), e.g. /airflow/xcom/return.json")
 		cmd.Flags().StringVar(&f.coordinator, "coordinator", "", "submit to this cluster coordinator (host:port of its --listen) and follow the run to the end")
 		cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "with --coordinator: file holding the cluster token (default: $LIMINAL_TOKEN)")
@@ -125,7 +128,7 @@ output exactly as it was.`,
 			f.pipelineSpec = p
 			return g.execute(cmd.Context(), f, args[0], p.Pipeline, func(ctx context.Context) ([]*coordinator.Task, error) {
 				return coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions,
-					RunID: f.runID, WorkDir: f.workDir})
+					RunID: f.runID, WorkDir: f.workDir, ForceOverwrite: f.force})
 			})
 		},
 	}

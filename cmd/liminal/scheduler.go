@@ -110,6 +110,7 @@ for cron, a Kubernetes CronJob or a test.`,
 			if err != nil {
 				return exit(exitInvalid, err)
 			}
+			f.protect = []string{state} // no overwrite may remove the run history
 			log.Info("scheduler started", "pipelines", len(jobs), "state", state, "once", once)
 			if err := sch.Run(cmd.Context()); err != nil {
 				return exit(exitFailed, err)
@@ -141,7 +142,7 @@ func scheduledRun(ctx context.Context, f runFlags, job scheduler.Job, runID stri
 	if err == nil {
 		res, err = runTasks(ctx, f, job.Pipeline, func(ctx context.Context) ([]*coordinator.Task, error) {
 			return coordinator.Resolve(ctx, s, p, pi, coordinator.Overrides{TargetRows: f.targetRows, MaxPartitions: f.maxPartitions,
-				RunID: runID, WorkDir: f.workDir})
+				RunID: runID, WorkDir: f.workDir, Protect: f.protect})
 		}, coordinator.Options{Logger: log})
 	}
 	if err != nil {

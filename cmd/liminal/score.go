@@ -66,7 +66,8 @@ A single-output model adds a "prediction" column; a multi-class model adds
 					return nil, fmt.Errorf("input: %w", err)
 				}
 				sk, err := connectors.OpenSink(ctx, connectors.SinkConfig{Name: "output", URI: output, Format: outFormat, Mode: m,
-					PartitionBy: partitionBy, Compression: compression, BaseDir: wd})
+					PartitionBy: partitionBy, Compression: compression, BaseDir: wd,
+					Protect: []string{connectors.LocalPath(input, wd)}, Force: f.force})
 				if err != nil {
 					return nil, exit(exitInvalid, fmt.Errorf("output: %w", err))
 				}

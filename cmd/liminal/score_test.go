@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,14 +132,16 @@ func TestScoreBadInput(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+strings.ReplaceAll(name, " ", "_"))
-			// Earlier output must survive a failed run untouched.
+			// Earlier output (of an earlier run: it has our manifest) must
+			// survive a failed run untouched.
 			writeFile(t, filepath.Join(out, "keep.txt"), "earlier")
+			writeFile(t, filepath.Join(out, "_SUCCESS"), `{"run_id":"earlier"}`)
 			args := append([]string{"score", "--input", "data/events", "--output", out, "--mode", "overwrite", "--target-rows", "4000"}, tc.args...)
 			r := liminal(t, dir, args...)
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
 				t.Fatalf("exit %d, want %d; stderr does not contain %q:\n%s", r.code, tc.code, tc.want, r.stderr)
 			}
-			if got := tree(t, out); len(got) != 2 || !strings.HasPrefix(got[1], "keep.txt") {
+			if got := tree(t, out); len(got) != 3 || !strings.HasPrefix(got[1], "_SUCCESS") || !strings.HasPrefix(got[2], "keep.txt") {
 				t.Fatalf("output changed: %v", got)
 			}
 		})
@@ -168,4 +171,53 @@ pipelines:
 	if r.code != 2 || !strings.Contains(r.stderr, "spec.yml:12: pipelines[0].tasks[0].model: feature binding: model input \"age\" not found") {
 		t.Fatalf("exit %d:\n%s", r.code, r.stderr)
 	}
+}
+
+// TestOverwriteCwdRefused: `liminal sql ... --sink . --mode overwrite` (and
+// `..`) are refused before anything runs, with exit 2, and the working
+// directory, its input included, stays as it was; a foreign directory needs
+// --force-overwrite.
+func TestOverwriteCwdRefused(t *testing.T) {
+	dir := workspace(t)
+	before := listDir(t, dir)
+	for _, sink := range []string{".", "./", "..", "data/events"} {
+		r := liminal(t, dir, "sql", "SELECT * FROM events", "--source", "events=data/events", "--sink", sink, "--mode", "overwrite")
+		if r.code != 2 || !strings.Contains(r.stderr, "refusing to overwrite") {
+			t.Errorf("--sink %s: exit %d, stderr %s", sink, r.code, r.stderr)
+		}
+	}
+	if after := listDir(t, dir); after != before {
+		t.Fatalf("the working directory changed:\n%s\nwant\n%s", after, before)
+	}
+	foreign := filepath.Join(dir, "mine")
+	writeFile(t, filepath.Join(foreign, "thesis.tex"), "years")
+	r := liminal(t, dir, "sql", "SELECT * FROM events", "--source", "events=data/events", "--sink", "mine", "--mode", "overwrite")
+	if r.code != 2 || !strings.Contains(r.stderr, "--force-overwrite") {
+		t.Fatalf("foreign directory: exit %d, stderr %s", r.code, r.stderr)
+	}
+	r = liminal(t, dir, "sql", "SELECT * FROM events", "--source", "events=data/events", "--sink", "mine", "--mode", "overwrite", "--force-overwrite")
+	if r.code != 0 {
+		t.Fatalf("foreign directory, forced: exit %d, stderr %s", r.code, r.stderr)
+	}
+}
+
+// listDir lists every path under dir with its size.
+func listDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %d\n", p, info.Size())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

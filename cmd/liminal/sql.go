@@ -83,8 +83,13 @@ of part files with a _SUCCESS manifest.`,
 					}
 					t.Sources[name] = src
 				}
+				var protect []string
+				for _, s := range sources {
+					_, uri, _ := strings.Cut(s, "=")
+					protect = append(protect, connectors.LocalPath(uri, wd))
+				}
 				sk, err := connectors.OpenSink(ctx, connectors.SinkConfig{Name: "sink", URI: sink, Format: format, Mode: m,
-					PartitionBy: partitionBy, Compression: compression, BaseDir: wd})
+					PartitionBy: partitionBy, Compression: compression, BaseDir: wd, Protect: protect, Force: f.force})
 				if err != nil {
 					return nil, exit(exitInvalid, fmt.Errorf("sink: %w", err))
 				}

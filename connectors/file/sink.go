@@ -43,6 +43,8 @@ type Sink struct {
 	rowGroup    int64
 	delim       string
 
+	force bool // overwrite output Liminal did not write
+
 	mu     sync.Mutex
 	active map[string]*os.File // run id -> held lock on its staging
 }
@@ -102,7 +104,75 @@ func OpenSink(_ context.Context, c connectors.SinkConfig) (connectors.Sink, erro
 	default:
 		return nil, connectors.Permanent(fmt.Errorf("sink %s: unknown compression %q (want snappy, zstd, gzip, lz4 or uncompressed)", c.URI, c.Compression))
 	}
+	s.force = c.Force
+	if mode == connectors.ModeOverwrite || mode == connectors.ModeOverwritePartitions {
+		if err := s.guardOverwrite(c.Protect); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// guardOverwrite refuses an overwrite that could delete what Liminal did
+// not write: the root, the home directory, the working directory or one of
+// its ancestors, a directory holding a protected path (a source of the
+// run, the state directory) — whatever the user says — and a non-empty
+// directory without a _SUCCESS manifest of ours unless forced.
+func (s *Sink) guardOverwrite(protect []string) error {
+	t := filepath.Clean(s.target)
+	refuse := func(why string) error {
+		return connectors.Permanent(fmt.Errorf("sink %s: refusing to overwrite %s: %s", s.uri, t, why))
+	}
+	within := func(p, dir string) bool { // p is dir or inside it
+		rel, err := filepath.Rel(dir, p)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	if t == filepath.Dir(t) {
+		return refuse("it is the root directory")
+	}
+	if home, err := os.UserHomeDir(); err == nil && within(filepath.Clean(home), t) {
+		return refuse("it is the home directory or holds it")
+	}
+	if wd, err := os.Getwd(); err == nil && within(wd, t) {
+		return refuse("it is the working directory or holds it")
+	}
+	for _, p := range protect {
+		if p == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil && within(abs, t) {
+			return refuse(fmt.Sprintf("it holds %s, which this run reads or keeps", abs))
+		}
+	}
+	if s.force || s.single {
+		return nil
+	}
+	return s.guardForeign()
+}
+
+// guardForeign refuses to overwrite a non-empty directory that has no
+// _SUCCESS manifest of ours, unless forced.
+func (s *Sink) guardForeign() error {
+	if s.force || s.single {
+		return nil
+	}
+	st, err := os.Stat(s.target)
+	if err != nil || !st.IsDir() {
+		return nil
+	}
+	ents, err := os.ReadDir(s.target)
+	if err != nil || len(ents) == 0 {
+		return nil
+	}
+	if _, err := ReadSuccess(s.target); err == nil {
+		return nil
+	}
+	// A commit of ours was interrupted (it removes _SUCCESS first): the
+	// next Prepare rolls it forward, and Commit checks again after that.
+	if js, _ := filepath.Glob(filepath.Join(s.stagingRoot(), "*", journalName)); len(js) > 0 {
+		return nil
+	}
+	return connectors.Permanent(fmt.Errorf("sink %s: refusing to overwrite %s: it is not empty and Liminal did not write it (no %s); remove it, choose another directory, or pass --force-overwrite (force_overwrite: true in the spec)", s.uri, s.target, SuccessName))
 }
 
 // Describe implements connectors.Sink.
@@ -497,6 +567,11 @@ func (s *Sink) Commit(ctx context.Context, run connectors.Run, staged []connecto
 	if ex && s.mode == connectors.ModeError {
 		return out, connectors.Permanent(fmt.Errorf("sink %s: output appeared during the run (mode error); nothing committed", s.uri))
 	}
+	if ex && (s.mode == connectors.ModeOverwrite || s.mode == connectors.ModeOverwritePartitions) {
+		if err := s.guardForeign(); err != nil {
+			return out, err
+		}
+	}
 	if s.JoinsParts() {
 		if staged, err = s.joinParts(run, staged); err != nil {
 			return out, fmt.Errorf("sink %s: join the partitions' files: %w", s.uri, err)
@@ -743,8 +818,53 @@ func (s *Sink) recover() error {
 		if err := decodeJournal(b, &j); err != nil {
 			return fmt.Errorf("sink %s: corrupt commit journal %s: %w", s.uri, p, err)
 		}
+		if err := s.confined(&j, filepath.Dir(p)); err != nil {
+			return connectors.Permanent(fmt.Errorf("sink %s: refusing commit journal %s: %w; nothing was changed (remove the file if it is not Liminal's)", s.uri, p, err))
+		}
 		if err := j.apply(p); err != nil {
 			return fmt.Errorf("sink %s: finish interrupted commit of run %s: %w", s.uri, j.Run, err)
+		}
+	}
+	return nil
+}
+
+// confined checks that a journal only touches this sink: its target is the
+// sink's, what it removes lies inside the target, what it moves comes from
+// its own staging directory (runDir) and goes into the target, its trash is
+// in its staging directory. A journal planted in the staging directory
+// could otherwise make the next run delete or move any file.
+func (s *Sink) confined(j *journal, runDir string) error {
+	inside := func(p, dir string, allowEqual bool) bool {
+		if !filepath.IsAbs(p) {
+			return false
+		}
+		rel, err := filepath.Rel(dir, filepath.Clean(p))
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return false
+		}
+		return allowEqual || rel != "."
+	}
+	target := filepath.Clean(s.target)
+	if filepath.Clean(j.Target) != target {
+		return fmt.Errorf("its target %s is not the sink's %s", j.Target, target)
+	}
+	if j.Single != s.single {
+		return errors.New("it is for another kind of sink")
+	}
+	if !inside(j.Trash, runDir, false) {
+		return fmt.Errorf("its trash %s is outside its staging directory", j.Trash)
+	}
+	for _, r := range j.Remove {
+		if filepath.IsAbs(r) || !inside(filepath.Join(target, r), target, false) {
+			return fmt.Errorf("it removes %q, outside the target", r)
+		}
+	}
+	for _, m := range j.Moves {
+		if !inside(m.From, runDir, false) {
+			return fmt.Errorf("it moves %s, which is not in its staging directory", m.From)
+		}
+		if s.single && filepath.Clean(m.To) != target || !s.single && !inside(m.To, target, false) {
+			return fmt.Errorf("it moves a file to %s, outside the target", m.To)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 
@@ -138,6 +139,10 @@ func (m *model) decodeV2(req *v2Request) ([]arrow.Array, int, *httpError) {
 			releaseColumns(cols)
 			return nil, 0, badRequest("input %q: shape %v, want [N] or [N, 1] (one value per row)", in.Name, in.Shape)
 		}
+		if e := fits(in, in.Shape[0], 1); e != nil {
+			releaseColumns(cols)
+			return nil, 0, e
+		}
 		rows := int(in.Shape[0])
 		if n >= 0 && rows != n {
 			releaseColumns(cols)
@@ -182,6 +187,26 @@ func (m *model) decodeV2(req *v2Request) ([]arrow.Array, int, *httpError) {
 	return finish(cols), n, nil
 }
 
+// fits refuses a shape of rows × width values that the input's data cannot
+// hold (every value takes at least one byte and a separator), before any
+// column is allocated for it: the shape is the client's claim, the data
+// what it sent (an 80-byte request claiming 10^10 rows killed the server).
+func fits(in *v2Tensor, rows, width int64) *httpError {
+	most := int64(len(in.Data)+1) / 2
+	if rows < 0 || width <= 0 || rows > most/width {
+		return badRequest("input %q: shape %v needs %d values; its data can hold at most %d", in.Name, in.Shape, satMul(rows, width), most)
+	}
+	return nil
+}
+
+// satMul is a*b, or the largest int64 when that overflows.
+func satMul(a, b int64) int64 {
+	if a > 0 && b > 0 && a > math.MaxInt64/b {
+		return math.MaxInt64
+	}
+	return a * b
+}
+
 // decodeMatrix reads a single [N, F] input, row-major.
 func (m *model) decodeMatrix(in *v2Tensor) ([]arrow.Array, int, *httpError) {
 	nf := len(m.features)
@@ -193,6 +218,9 @@ func (m *model) decodeMatrix(in *v2Tensor) ([]arrow.Array, int, *httpError) {
 		if err := checkDatatype(in.Datatype, f); err != nil {
 			return nil, 0, badRequest("input %q: %v", in.Name, err)
 		}
+	}
+	if e := fits(in, rows, int64(nf)); e != nil {
+		return nil, 0, e
 	}
 	total := int(rows) * nf
 	cols := m.newColumns(int(rows))

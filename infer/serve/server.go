@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"runtime"
 	"sort"
@@ -325,6 +326,11 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 // readBody reads the request body, bounded by MaxBodyBytes, and decodes
 // it into v.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v any) *httpError {
+	// Only JSON: a browser page may post text/plain (or a form) to a
+	// developer's localhost without asking, never application/json.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return &httpError{http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type"))}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
