@@ -160,3 +160,35 @@ func TestTPCHMatchesDuckDB(t *testing.T) { runTPC(t, "dbgen", "tpch_queries", []
 
 // TestTPCDSMatchesDuckDB: the same for the 99 TPC-DS queries.
 func TestTPCDSMatchesDuckDB(t *testing.T) { runTPC(t, "dsdgen", "tpcds_queries", []int{1, 4}) }
+
+// TestTopNDefaultPartitions: without partition settings, a top-N (ORDER BY
+// ... LIMIT, no aggregation) runs as one partition per engine — DuckDB's
+// own top-N on every core, pruning row groups with its running threshold —
+// and still gives DuckDB's answer; with explicit settings it splits.
+func TestTopNDefaultPartitions(t *testing.T) {
+	dir := t.TempDir()
+	fixture(t, dir, false)
+	eng, err := engine.New(engine.Options{Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	q := "SELECT event_id, amount FROM events ORDER BY amount DESC, event_id LIMIT 7"
+	want := reference(t, dir, q, false)
+	for _, tc := range []struct {
+		o    partition.Options
+		want int
+	}{{partition.Options{}, 1}, {partition.Options{TargetRows: 20000}, 5}} {
+		out := filepath.Join(t.TempDir(), "out")
+		res, err := runQuery(t, eng, dir, q, out, tc.o, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Tasks[0].Partitions; got != tc.want && !(tc.want > 1 && got > 1) {
+			t.Errorf("options %+v: %d partitions, want %d", tc.o, got, tc.want)
+		}
+		if d := sameRows(readOutput(t, out), want, true); d != "" {
+			t.Fatal(d)
+		}
+	}
+}

@@ -97,6 +97,11 @@ func (w *Worker) Plan(ctx context.Context, t *coordinator.Task) (*coordinator.Ta
 	}
 	o := t.Partition
 	o.Slots = max(o.Slots, w.eng.Slots())
+	if p.TopN && o.MaxPartitions == 0 && o.TargetRows == 0 && o.TargetBytes == 0 {
+		// One partition per engine (process): one DuckDB instance already
+		// runs a top-N on every core of its machine (see engine.Plan.TopN).
+		o.MaxPartitions = max(1, o.Slots/max(1, w.eng.Slots()))
+	}
 	if p.Kind == engine.Single {
 		o = partition.Options{By: partition.None}
 	}
