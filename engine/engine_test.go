@@ -216,3 +216,24 @@ func TestTimeZoneIsUTC(t *testing.T) {
 		t.Errorf("TIMESTAMPTZ maps to %s, want timestamp[us, tz=UTC]", sc.Field(0).Type)
 	}
 }
+
+// TestJobNative: jobs DuckDB runs on its own take every slot's share; jobs
+// that wait on Go (Arrow tables, scoring, a Go writer) take one.
+func TestJobNative(t *testing.T) {
+	r := batches(memory.DefaultAllocator, 1, 1)
+	defer r.Release()
+	tests := map[string]struct {
+		j    Job
+		want bool
+	}{
+		"copy":      {Job{Tables: []Table{{Name: "t", Scan: "range(3)"}}, Output: Output{CopyTo: "'x.parquet'"}}, true},
+		"memory":    {Job{Output: Output{Memory: "p"}}, true},
+		"go table":  {Job{Tables: []Table{{Name: "t", Reader: r}}, Output: Output{CopyTo: "'x.parquet'"}}, false},
+		"go writer": {Job{Output: Output{Writer: &collect{}}}, false},
+	}
+	for name, tt := range tests {
+		if got := tt.j.native(); got != tt.want {
+			t.Errorf("%s: native = %t, want %t", name, got, tt.want)
+		}
+	}
+}
