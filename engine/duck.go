@@ -26,6 +26,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/cdata"
 	bindings "github.com/duckdb/duckdb-go-bindings"
+
+	"github.com/liminal-data/liminal/internal/arrowref"
 )
 
 // database is one DuckDB instance.
@@ -235,7 +237,8 @@ func (c *conn) stream(ctx context.Context, q string) (array.RecordReader, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &duckStream{ctx: ctx, refs: 1}
+	s := &duckStream{ctx: ctx}
+	s.Init(s.free)
 	var err error
 	if s.stmt, s.pending, err = c.prepare(q, true); err != nil {
 		return nil, err
@@ -286,19 +289,20 @@ func errorData(ed bindings.ErrorData) error {
 // used from one goroutine at a time; Release must not run concurrently
 // with Next.
 type duckStream struct {
-	ctx     context.Context
-	stmt    bindings.PreparedStatement
-	pending bindings.PendingResult
-	res     bindings.Result
-	hasRes  bool
-	opts    bindings.ArrowOptions
-	hasOpts bool
-	schema  *arrow.Schema
-	cur     arrow.RecordBatch
-	err     error
-	done    bool
-	stop    func()
-	refs    int64
+	ctx      context.Context
+	stmt     bindings.PreparedStatement
+	pending  bindings.PendingResult
+	res      bindings.Result
+	hasRes   bool
+	opts     bindings.ArrowOptions
+	hasOpts  bool
+	schema   *arrow.Schema
+	cur      arrow.RecordBatch
+	err      error
+	done     bool
+	stop     func()
+	released bool
+	arrowref.Count
 }
 
 var _ array.RecordReader = (*duckStream)(nil)
@@ -308,16 +312,13 @@ func (s *duckStream) RecordBatch() arrow.RecordBatch { return s.cur }
 func (s *duckStream) Record() arrow.RecordBatch      { return s.cur }
 func (s *duckStream) Err() error                     { return s.err }
 
-// Retain adds a reference; the last Release ends the query.
-func (s *duckStream) Retain() { s.refs++ }
-
 // Next fetches the next chunk and converts it to Arrow.
 func (s *duckStream) Next() bool {
 	if s.cur != nil {
 		s.cur.Release()
 		s.cur = nil
 	}
-	if s.done || s.err != nil || s.refs <= 0 {
+	if s.done || s.err != nil || s.released {
 		return false
 	}
 	chunk := bindings.FetchChunk(s.res)
@@ -340,11 +341,9 @@ func (s *duckStream) Next() bool {
 	return true
 }
 
-// Release drops a reference; the last ends the query and frees its result.
-func (s *duckStream) Release() {
-	if s.refs--; s.refs != 0 {
-		return
-	}
+// free ends the query and frees its result, on the last Release.
+func (s *duckStream) free() {
+	s.released = true
 	if s.cur != nil {
 		s.cur.Release()
 		s.cur = nil

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/liminal-data/liminal/internal/arrowref"
 )
 
 // Options size the engine.
@@ -289,14 +291,15 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 		switch {
 		case t.Reader != nil:
 			name := fmt.Sprintf("__liminal_arrow_%d_%d", s.id+1, e.seq.Add(1))
-			r := &stream{RecordReader: t.Reader}
+			r := newStream(t.Reader)
 			release, err := qconn.registerArrow(r, name)
 			if err != nil {
 				r.close()
 				return res, fmt.Errorf("table %s: register arrow stream: %w", t.Name, err)
 			}
-			// DuckDB may never call the stream's release: close it ourselves
-			// once the view is gone, so every batch goes back to its allocator.
+			// DuckDB may never call the stream's release: the engine releases
+			// it once the view is gone, then drops its own reference, so
+			// every batch goes back to its allocator.
 			cleanup = append(cleanup, r.close, release, bg("DROP VIEW IF EXISTS "+ident(name)))
 			// DuckDB's C-API arrow_scan (1.1.3 and still 2.0) accepts the
 			// query's filters and projection and leaves them to the stream's
@@ -335,7 +338,7 @@ func (e *Engine) run(ctx context.Context, s *slot, j Job) (res Result, err error
 			return res, err
 		}
 		name := fmt.Sprintf("__liminal_scored_%d_%d", s.id+1, e.seq.Add(1))
-		r := &stream{RecordReader: out}
+		r := newStream(out)
 		release, err := s.conn.registerArrow(r, name)
 		if err != nil {
 			r.close()
@@ -419,42 +422,27 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 // ident quotes an identifier.
 func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
-// stream hands a Go reader to DuckDB and lets the engine end it: close
-// releases the reader once, after which the stream reports its end even if
-// DuckDB asks for more.
+// stream hands a Go reader to DuckDB with a reference count of its own:
+// the engine holds one reference (dropped by close once the view is gone),
+// the exported C stream another (dropped when DuckDB, or the engine after
+// DuckDB, releases the stream); the last releases the reader once.
 type stream struct {
 	array.RecordReader
-	mu     sync.Mutex
-	closed bool
+	arrowref.Count
 }
 
-func (s *stream) Next() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return !s.closed && s.RecordReader.Next()
+func newStream(r array.RecordReader) *stream {
+	s := &stream{RecordReader: r}
+	s.Init(r.Release)
+	return s
 }
 
-func (s *stream) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	return s.RecordReader.Err()
-}
+// Retain and Release are the stream's count, not the reader's.
+func (s *stream) Retain()  { s.Count.Retain() }
+func (s *stream) Release() { s.Count.Release() }
 
-// Retain and Release are no-ops: the engine owns the reader's lifetime.
-func (s *stream) Retain()  {}
-func (s *stream) Release() {}
-
-func (s *stream) close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		s.RecordReader.Release()
-	}
-}
+// close drops the engine's reference.
+func (s *stream) close() { s.Count.Release() }
 
 // WithConn runs f with the engine's planning connection (one caller at a
 // time): for short queries outside a partition, such as data checks over

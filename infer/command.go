@@ -20,6 +20,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/liminal-data/liminal/internal/arrowref"
 )
 
 // The command model format runs user code, in the shape of Spark's
@@ -327,7 +329,7 @@ func (m *commandModel) PredictStream(ctx context.Context, in array.RecordReader)
 		exited:     make(chan struct{}),
 		stderrDone: make(chan struct{}),
 	}
-	r.refs.Store(1)
+	r.Init(r.free)
 	if err := r.start(); err != nil {
 		return nil, err
 	}
@@ -354,21 +356,21 @@ type commandRun struct {
 	pid  int
 	tail *tailBuffer
 
-	stdin           *os.File
-	stdout, stderr  *os.File
-	stdoutBuf       *bufio.Reader
-	head            headRecorder
-	stopCtx         func() bool
-	timer           *time.Timer
-	writeDone       chan struct{}
-	exited          chan struct{}
-	stderrDone      chan struct{}
-	written         atomic.Int64 // rows handed to the program so far
-	writeComplete   bool         // all of in was written (after writeDone)
-	writeErr        error        // after writeDone
-	waitErr         error        // after exited
-	state           *os.ProcessState
-	refs            atomic.Int64
+	stdin          *os.File
+	stdout, stderr *os.File
+	stdoutBuf      *bufio.Reader
+	head           headRecorder
+	stopCtx        func() bool
+	timer          *time.Timer
+	writeDone      chan struct{}
+	exited         chan struct{}
+	stderrDone     chan struct{}
+	written        atomic.Int64 // rows handed to the program so far
+	writeComplete  bool         // all of in was written (after writeDone)
+	writeErr       error        // after writeDone
+	waitErr        error        // after exited
+	state          *os.ProcessState
+	arrowref.Count
 	finished        atomic.Bool
 	killMu          sync.Mutex
 	reason          error // why we killed the process, first wins
@@ -586,14 +588,9 @@ func (r *commandRun) writeFailed(err error) {
 	r.kill(fmt.Errorf("%w %s: writing the input: %w", ErrCommand, r.m.name, err))
 }
 
-// Retain and Release count references; the last Release kills the process
-// if it still runs and waits for every goroutine of the run.
-func (r *commandRun) Retain() { r.refs.Add(1) }
-
-func (r *commandRun) Release() {
-	if r.refs.Add(-1) != 0 {
-		return
-	}
+// free runs on the last Release: it kills the process if it still runs
+// and waits for every goroutine of the run.
+func (r *commandRun) free() {
 	if !r.finished.Load() {
 		r.kill(fmt.Errorf("%w %s: released before the end of its output", ErrCommand, r.m.name))
 		r.finish(nil)

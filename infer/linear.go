@@ -48,6 +48,7 @@ type linearModel struct {
 	missing string
 	nf      int
 	scratch sync.Pool
+	mem     memory.Allocator // the output batches'
 }
 
 // LoadLinear reads a linear model JSON file (LinearDoc).
@@ -76,7 +77,7 @@ func ParseLinear(data []byte, features []string) (Model, error) {
 	if nf == 0 {
 		return nil, corruptf("no features")
 	}
-	m := &linearModel{link: doc.Link, missing: doc.Missing, nf: nf}
+	m := &linearModel{link: doc.Link, missing: doc.Missing, nf: nf, mem: memory.DefaultAllocator}
 	if m.missing == "" {
 		m.missing = "null"
 	}
@@ -166,10 +167,19 @@ func (m *linearModel) Predict(ctx context.Context, in arrow.RecordBatch) (arrow.
 	}
 	n := int(in.NumRows())
 	k := len(m.coef)
+	bufs := make([]*memory.Buffer, k)
 	cols := make([][]float64, k)
 	for i := range cols {
-		cols[i] = make([]float64, n)
+		bufs[i], cols[i] = float64Buffer(m.mem, n)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			for _, b := range bufs {
+				b.Release()
+			}
+		}
+	}()
 	valid := make([]byte, bitutil.BytesForBits(int64(n)))
 	bitutil.SetBitsTo(valid, 0, int64(n), true)
 	nulls := 0
@@ -231,11 +241,12 @@ func (m *linearModel) Predict(ctx context.Context, in arrow.RecordBatch) (arrow.
 	}
 	arrs := make([]arrow.Array, 0, m.out.NumFields())
 	if m.link == "softmax" {
-		arrs = append(arrs, withNulls(argmaxArray(cols), bitmap, nulls))
+		arrs = append(arrs, withNulls(argmaxArray(m.mem, cols), bitmap, nulls))
 	}
-	for _, c := range cols {
-		arrs = append(arrs, withNulls(Float64Array(c), bitmap, nulls))
+	for i := range cols {
+		arrs = append(arrs, withNulls(float64Array(bufs[i], n), bitmap, nulls))
 	}
+	ok = true
 	rec := array.NewRecordBatch(m.out, arrs, int64(n))
 	for _, a := range arrs {
 		a.Release()
@@ -272,6 +283,6 @@ func softmax64(z []float64) {
 
 func init() {
 	Register("linear", func(cfg Config) (Model, error) {
-		return LoadLinear(cfg.Resolve(cfg.Path), cfg.Features)
+		return withAllocator(LoadLinear(cfg.Resolve(cfg.Path), cfg.Features))(cfg.Mem)
 	})
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // Model scores Arrow record batches. Implementations are safe for
@@ -36,6 +38,9 @@ type Model interface {
 
 // Config says which model to load and how. Paths are relative to Dir.
 type Config struct {
+	// Mem allocates the output batches of our own evaluators (XGBoost,
+	// LightGBM, linear); nil means memory.DefaultAllocator.
+	Mem memory.Allocator `json:"-"`
 	// Format is xgboost, lightgbm, onnx, linear, mlflow or command; empty
 	// means detect it from Path (DetectFormat).
 	Format string `json:"format,omitempty"`
@@ -119,6 +124,9 @@ var ErrUnknownFormat = errors.New("unknown model format")
 
 // Open loads the model cfg describes.
 func Open(cfg Config) (Model, error) {
+	if cfg.Mem == nil {
+		cfg.Mem = memory.DefaultAllocator
+	}
 	format := cfg.Format
 	if format == "" {
 		f, err := DetectFormat(cfg.Resolve(cfg.Path))

@@ -29,6 +29,7 @@ type treeModel struct {
 	nf, no  int
 	probs   bool // multi-output: prediction = argmax, plus probability columns
 	scratch sync.Pool
+	mem     memory.Allocator // the output batches'
 }
 
 type treeScratch struct {
@@ -58,7 +59,7 @@ func NewTreeModel(t Trees, features []string) (Model, error) {
 		seen[n] = true
 		in[i] = arrow.Field{Name: n, Type: arrow.PrimitiveTypes.Float32, Nullable: true}
 	}
-	m := &treeModel{t: t, in: arrow.NewSchema(in, nil), nf: len(names), no: t.Outputs()}
+	m := &treeModel{t: t, in: arrow.NewSchema(in, nil), nf: len(names), no: t.Outputs(), mem: memory.DefaultAllocator}
 	out := []arrow.Field{{Name: PredictionColumn, Type: arrow.PrimitiveTypes.Float64}}
 	if m.no > 1 {
 		m.probs = true
@@ -85,10 +86,19 @@ func (m *treeModel) Predict(ctx context.Context, in arrow.RecordBatch) (arrow.Re
 		return nil, fmt.Errorf("%w: model has %d features, batch has %d columns", ErrBinding, m.nf, in.NumCols())
 	}
 	n := int(in.NumRows())
+	bufs := make([]*memory.Buffer, m.no)
 	cols := make([][]float64, m.no)
 	for k := range cols {
-		cols[k] = make([]float64, n)
+		bufs[k], cols[k] = float64Buffer(m.mem, n)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			for _, b := range bufs {
+				b.Release()
+			}
+		}
+	}()
 	sc := m.scratch.Get().(*treeScratch)
 	defer m.scratch.Put(sc)
 	for start := 0; start < n; start += predictBlock {
@@ -116,16 +126,53 @@ func (m *treeModel) Predict(ctx context.Context, in arrow.RecordBatch) (arrow.Re
 	}
 	arrs := make([]arrow.Array, 0, m.out.NumFields())
 	if m.probs {
-		arrs = append(arrs, argmaxArray(cols))
+		arrs = append(arrs, argmaxArray(m.mem, cols))
 	}
-	for _, c := range cols {
-		arrs = append(arrs, Float64Array(c))
+	for k := range cols {
+		arrs = append(arrs, float64Array(bufs[k], n))
 	}
+	ok = true
 	rec := array.NewRecordBatch(m.out, arrs, int64(n))
 	for _, a := range arrs {
 		a.Release()
 	}
 	return rec, nil
+}
+
+// withAllocator sets the allocator of a model of ours built by a
+// constructor that returns (Model, error).
+func withAllocator(m Model, err error) func(memory.Allocator) (Model, error) {
+	return func(mem memory.Allocator) (Model, error) {
+		if err != nil {
+			return nil, err
+		}
+		if mem != nil {
+			switch x := m.(type) {
+			case *treeModel:
+				x.mem = mem
+			case *linearModel:
+				x.mem = mem
+			}
+		}
+		return m, nil
+	}
+}
+
+// float64Buffer allocates n float64 values from mem; the caller owns the
+// buffer (one reference).
+func float64Buffer(mem memory.Allocator, n int) (*memory.Buffer, []float64) {
+	b := memory.NewResizableBuffer(mem)
+	b.Resize(n * arrow.Float64SizeBytes)
+	return b, arrow.Float64Traits.CastFromBytes(b.Bytes())
+}
+
+// float64Array makes an array of the n values in b, taking over the
+// caller's reference to b.
+func float64Array(b *memory.Buffer, n int) arrow.Array {
+	data := array.NewData(arrow.PrimitiveTypes.Float64, n, []*memory.Buffer{nil, b}, nil, 0, 0)
+	b.Release()
+	defer data.Release()
+	return array.NewFloat64Data(data)
 }
 
 // Float64Array wraps vals as an Arrow array without copying; vals must not
@@ -145,10 +192,14 @@ func Int64Array(vals []int64) arrow.Array {
 	return array.NewInt64Data(data)
 }
 
-// argmaxArray is the index of the largest value per row (first on ties).
-func argmaxArray(cols [][]float64) arrow.Array {
+// argmaxArray is the index of the largest value per row (first on ties),
+// allocated from mem.
+func argmaxArray(mem memory.Allocator, cols [][]float64) arrow.Array {
 	n := len(cols[0])
-	idx := make([]int64, n)
+	b := memory.NewResizableBuffer(mem)
+	b.Resize(n * arrow.Int64SizeBytes)
+	idx := arrow.Int64Traits.CastFromBytes(b.Bytes())
+	clear(idx)
 	best := append([]float64(nil), cols[0]...)
 	for k := 1; k < len(cols); k++ {
 		for r, v := range cols[k] {
@@ -158,7 +209,10 @@ func argmaxArray(cols [][]float64) arrow.Array {
 			}
 		}
 	}
-	return Int64Array(idx)
+	data := array.NewData(arrow.PrimitiveTypes.Int64, n, []*memory.Buffer{nil, b}, nil, 0, 0)
+	b.Release()
+	defer data.Release()
+	return array.NewInt64Data(data)
 }
 
 func init() {
@@ -167,13 +221,13 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return NewTreeModel(t, cfg.Features)
+		return withAllocator(NewTreeModel(t, cfg.Features))(cfg.Mem)
 	})
 	Register("lightgbm", func(cfg Config) (Model, error) {
 		t, err := LoadLightGBM(cfg.Resolve(cfg.Path))
 		if err != nil {
 			return nil, err
 		}
-		return NewTreeModel(t, cfg.Features)
+		return withAllocator(NewTreeModel(t, cfg.Features))(cfg.Mem)
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -18,6 +17,7 @@ import (
 	goduckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/liminal-data/liminal/connectors"
+	"github.com/liminal-data/liminal/internal/arrowref"
 	"github.com/liminal-data/liminal/partition"
 )
 
@@ -232,7 +232,7 @@ func (s *Source) Read(ctx context.Context, sp partition.Split, cols []string) (a
 		end = min(end, *to)
 	}
 	r := &reader{src: s, ctx: ctx, conn: c, done: done, sel: sel, schema: out, next: start, end: end}
-	r.refs.Store(1)
+	r.Init(r.free)
 	return r, nil
 }
 
@@ -250,28 +250,22 @@ type reader struct {
 	end    int64
 	cur    arrow.RecordBatch
 	err    error
-	refs   atomic.Int64
-	once   sync.Once
+	arrowref.Count
 }
 
 func (r *reader) Schema() *arrow.Schema          { return r.schema }
 func (r *reader) RecordBatch() arrow.RecordBatch { return r.cur }
 func (r *reader) Record() arrow.RecordBatch      { return r.cur }
 func (r *reader) Err() error                     { return r.err }
-func (r *reader) Retain()                        { r.refs.Add(1) }
 
-func (r *reader) Release() {
-	if r.refs.Add(-1) > 0 {
-		return
+// free runs on the last Release.
+func (r *reader) free() {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
 	}
-	r.once.Do(func() {
-		if r.cur != nil {
-			r.cur.Release()
-			r.cur = nil
-		}
-		_, _ = r.conn.ExecContext(context.Background(), "ROLLBACK")
-		r.done()
-	})
+	_, _ = r.conn.ExecContext(context.Background(), "ROLLBACK")
+	r.done()
 }
 
 func (r *reader) Next() bool {

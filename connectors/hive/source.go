@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -18,6 +17,7 @@ import (
 	"github.com/beltran/gohive/hiveserver"
 
 	"github.com/liminal-data/liminal/connectors"
+	"github.com/liminal-data/liminal/internal/arrowref"
 	"github.com/liminal-data/liminal/partition"
 )
 
@@ -573,13 +573,13 @@ func (s *Source) Read(ctx context.Context, sp partition.Split, cols []string) (a
 		return nil, fmt.Errorf("source %s: split %s: %w", s.name, sp.ID, err)
 	}
 	r := &reader{ctx: ctx, conn: c, op: op, schema: out, mem: s.mem, fetch: s.cfg.fetchSize, where: s.name + " split " + sp.ID}
-	r.refs.Store(1)
+	r.Init(r.free)
 	return r, nil
 }
 
 // reader streams one operation's rows as record batches.
 type reader struct {
-	refs   atomic.Int64
+	arrowref.Count
 	ctx    context.Context
 	conn   *conn
 	op     *hiveserver.TOperationHandle
@@ -594,7 +594,6 @@ type reader struct {
 
 var _ array.RecordReader = (*reader)(nil)
 
-func (r *reader) Retain()               { r.refs.Add(1) }
 func (r *reader) Schema() *arrow.Schema { return r.schema }
 func (r *reader) Err() error            { return r.err }
 
@@ -604,11 +603,8 @@ func (r *reader) RecordBatch() arrow.RecordBatch { return r.cur }
 // Record is RecordBatch (the deprecated name).
 func (r *reader) Record() arrow.RecordBatch { return r.cur }
 
-// Release ends the operation and the session on the last reference.
-func (r *reader) Release() {
-	if r.refs.Add(-1) != 0 {
-		return
-	}
+// free ends the operation and the session on the last reference.
+func (r *reader) free() {
 	if r.cur != nil {
 		r.cur.Release()
 		r.cur = nil

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -18,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/liminal-data/liminal/connectors"
+	"github.com/liminal-data/liminal/internal/arrowref"
 	"github.com/liminal-data/liminal/partition"
 )
 
@@ -699,7 +699,7 @@ func (s *Source) Read(ctx context.Context, sp partition.Split, cols []string) (a
 		return fail(s.t.wrap(err, "read split "+sp.ID))
 	}
 	r := &reader{src: s, split: sp.ID, conn: conn, rr: rr, cols: sel, ctx: ctx, schema: schemaOf(sel)}
-	r.refs.Store(1)
+	r.Init(r.free)
 	return r, nil
 }
 
@@ -713,32 +713,24 @@ type reader struct {
 	rr     *pgconn.ResultReader
 	cols   []column
 	schema *arrow.Schema
-	refs   atomic.Int64
 	cur    arrow.RecordBatch
 	err    error
 	done   bool
-	once   sync.Once
+	arrowref.Count
 }
 
 func (r *reader) Schema() *arrow.Schema          { return r.schema }
 func (r *reader) RecordBatch() arrow.RecordBatch { return r.cur }
 func (r *reader) Record() arrow.RecordBatch      { return r.cur }
 func (r *reader) Err() error                     { return r.err }
-func (r *reader) Retain()                        { r.refs.Add(1) }
 
-// Release frees the reader when the last reference goes; extra releases
-// are ignored.
-func (r *reader) Release() {
-	if r.refs.Add(-1) > 0 {
-		return
+// free runs on the last Release.
+func (r *reader) free() {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
 	}
-	r.once.Do(func() {
-		if r.cur != nil {
-			r.cur.Release()
-			r.cur = nil
-		}
-		r.finish()
-	})
+	r.finish()
 }
 
 // finish closes the result and the connection (the transaction is read

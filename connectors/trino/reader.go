@@ -6,18 +6,19 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/liminal-data/liminal/internal/arrowref"
 )
 
 // reader streams a query result as Arrow record batches. trino-go-client
 // fetches one result page at a time as Next asks for rows, so memory is
 // bounded by a page plus one batch, never by the result size.
 type reader struct {
-	refs   atomic.Int64
+	arrowref.Count
 	schema *arrow.Schema
 	types  []sqlType
 	rows   *sql.Rows
@@ -51,7 +52,7 @@ func newReader(ctx context.Context, transport *http.Transport, mem memory.Alloca
 	for i := range r.vals {
 		r.ptrs[i] = &r.vals[i]
 	}
-	r.refs.Store(1)
+	r.Init(r.free)
 	r.stopWatch = context.AfterFunc(ctx, r.close)
 	return r
 }
@@ -68,15 +69,9 @@ func (r *reader) close() {
 	})
 }
 
-// Retain implements array.RecordReader.
-func (r *reader) Retain() { r.refs.Add(1) }
-
-// Release implements array.RecordReader. The last release closes the
-// query: a query not read to its end is cancelled on the server.
-func (r *reader) Release() {
-	if r.refs.Add(-1) != 0 {
-		return
-	}
+// free runs on the last Release: it closes the query (a query not read
+// to its end is cancelled on the server).
+func (r *reader) free() {
 	if r.cur != nil {
 		r.cur.Release()
 		r.cur = nil

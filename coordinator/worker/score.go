@@ -16,6 +16,7 @@ import (
 	"github.com/liminal-data/liminal/coordinator"
 	"github.com/liminal-data/liminal/engine"
 	"github.com/liminal-data/liminal/infer"
+	"github.com/liminal-data/liminal/internal/arrowref"
 )
 
 // models caches loaded models by configuration, so that a model shared by
@@ -202,7 +203,7 @@ func (s *scorer) Score(ctx context.Context, in array.RecordReader) (array.Record
 		return s.scoreStream(ctx, sm, in)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	r := &scoredReader{in: in, cancel: cancel, ch: make(chan scored, 2), schema: s.schema}
+	r := newScoredReader(cancel, s.schema, in.Release)
 	go func() {
 		defer close(r.ch)
 		for in.Next() {
@@ -321,18 +322,23 @@ type scored struct {
 
 // scoredReader hands the engine the batches the scoring goroutine made.
 type scoredReader struct {
-	in      array.RecordReader
+	arrowref.Count
+	release []func() // what it owns: the input (and a stream model's output)
 	cancel  context.CancelFunc
 	ch      chan scored
 	schema  *arrow.Schema
 	cur     arrow.RecordBatch
 	pending *scored // the first batch, read early for its schema
 	err     error
-	once    sync.Once
+}
+
+func newScoredReader(cancel context.CancelFunc, schema *arrow.Schema, release ...func()) *scoredReader {
+	r := &scoredReader{release: release, cancel: cancel, ch: make(chan scored, 2), schema: schema}
+	r.Init(r.free)
+	return r
 }
 
 func (r *scoredReader) Schema() *arrow.Schema { return r.schema }
-func (r *scoredReader) Retain()               {}
 
 func (r *scoredReader) Next() bool {
 	if r.cur != nil {
@@ -377,24 +383,26 @@ func (r *scoredReader) Err() error                     { return r.err }
 
 // Release stops the scoring goroutine, waits for it and frees what is
 // left, including the input. Idempotent.
-func (r *scoredReader) Release() {
-	r.once.Do(func() {
-		r.cancel()
-		for s := range r.ch {
-			if s.b != nil {
-				s.b.Release()
-			}
+// free runs on the last Release: it stops the scoring goroutine, drops
+// the batches it made and releases what the reader owns.
+func (r *scoredReader) free() {
+	r.cancel()
+	for s := range r.ch {
+		if s.b != nil {
+			s.b.Release()
 		}
-		if r.cur != nil {
-			r.cur.Release()
-			r.cur = nil
-		}
-		if r.pending != nil && r.pending.b != nil {
-			r.pending.b.Release()
-			r.pending = nil
-		}
-		r.in.Release()
-	})
+	}
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if r.pending != nil && r.pending.b != nil {
+		r.pending.b.Release()
+		r.pending = nil
+	}
+	for _, f := range r.release {
+		f()
+	}
 }
 
 var _ engine.Scorer = (*scorer)(nil)
@@ -407,13 +415,14 @@ func (s *scorer) scoreStream(ctx context.Context, sm infer.StreamModel, in array
 	// columns wait in a queue for the matching output rows.
 	q := &keptQueue{}
 	feed := &feedReader{in: in, s: s, q: q}
+	feed.Init(feed.free)
 	outR, err := sm.PredictStream(ctx, feed)
 	if err != nil {
 		cancel()
 		in.Release()
 		return nil, scoreError(err)
 	}
-	r := &scoredReader{in: multiRelease{outR, in}, cancel: cancel, ch: make(chan scored, 2), schema: s.schema}
+	r := newScoredReader(cancel, s.schema, outR.Release, feed.Release, in.Release)
 	go func() {
 		defer close(r.ch)
 		for outR.Next() {
@@ -450,23 +459,10 @@ func (s *scorer) scoreStream(ctx context.Context, sm infer.StreamModel, in array
 	return r.peek(s, in.Schema())
 }
 
-type multiRelease []array.RecordReader
-
-func (m multiRelease) Release() {
-	for _, r := range m {
-		r.Release()
-	}
-}
-func (m multiRelease) Retain()                        {}
-func (m multiRelease) Schema() *arrow.Schema          { return m[0].Schema() }
-func (m multiRelease) Next() bool                     { return false }
-func (m multiRelease) RecordBatch() arrow.RecordBatch { return nil }
-func (m multiRelease) Record() arrow.RecordBatch      { return nil }
-func (m multiRelease) Err() error                     { return nil }
-
 // feedReader gives a stream model the columns it reads of each input batch
 // and queues the kept columns of the same rows.
 type feedReader struct {
+	arrowref.Count
 	in  array.RecordReader
 	s   *scorer
 	q   *keptQueue
@@ -479,8 +475,15 @@ func (f *feedReader) Schema() *arrow.Schema {
 	}
 	return f.s.model.InputSchema()
 }
-func (f *feedReader) Retain()  {}
-func (f *feedReader) Release() {}
+
+// free drops the current batch; the input stays the scorer's.
+func (f *feedReader) free() {
+	if f.cur != nil {
+		f.cur.Release()
+		f.cur = nil
+	}
+}
+
 func (f *feedReader) Next() bool {
 	if f.cur != nil {
 		f.cur.Release()
