@@ -72,7 +72,7 @@ fixtures-check: ## rerun the model-fixture scripts and fail if any committed fix
 bench: ## Go benchmarks (1M rows, generated and cached)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 3 ./benchmarks/
 
-compare: ## side-by-side comparison with DuckDB alone (10M rows)
+compare: ## side by side with DuckDB 2.0 alone, Polars and PySpark (10M rows; benchmarks/compare.sh)
 	bash benchmarks/compare.sh
 
 image: ## the container image (Dockerfile; needs Docker with BuildKit)
