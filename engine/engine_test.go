@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -169,38 +168,6 @@ func TestExecuteErrors(t *testing.T) {
 	if _, err := e.Execute(ctx, Job{Tables: []Table{{Name: "t", Scan: "range(3)"}}, Query: "SELECT * FROM t", Output: Output{Writer: &collect{}}}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func TestAggregateNames(t *testing.T) {
-	e := newEngine(t, 1)
-	got, err := queryAggregateNames(e.planner.conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	same := len(got) == len(aggregateNames)
-	for n := range got {
-		same = same && aggregateNames[n]
-	}
-	if !same {
-		var names []string
-		for n := range got {
-			names = append(names, fmt.Sprintf("%q", n))
-		}
-		sort.Strings(names)
-		t.Fatalf("DuckDB's aggregate functions changed; update aggregates.go with:\n%s", strings.Join(names, ", "))
-	}
-}
-
-func queryAggregateNames(c *conn) (map[string]bool, error) {
-	rows, err := queryStrings(context.Background(), c, "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE function_type = 'aggregate'")
-	if err != nil {
-		return nil, fmt.Errorf("list aggregate functions: %w", err)
-	}
-	aggs := map[string]bool{}
-	for _, r := range rows {
-		aggs[r[0]] = true
-	}
-	return aggs, nil
 }
 
 // TestTimeZoneIsUTC: TIMESTAMPTZ results carry UTC whatever the host's time

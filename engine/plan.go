@@ -133,7 +133,7 @@ func (e *Engine) PlanSQL(ctx context.Context, in PlanInput) (*Plan, error) {
 	if err != nil {
 		return nil, &SQLError{Msg: cleanDuckErr(err)}
 	}
-	pl := &planner{ctx: ctx, c: c, cols: cols, aggs: aggregateNames}
+	pl := &planner{ctx: ctx, c: c, cols: cols}
 	node := obj(stmts[0])["node"]
 	p := &Plan{Kind: Single, Partial: in.Query, Columns: cols}
 	if in.Arrow {
@@ -379,14 +379,13 @@ type planner struct {
 	c       *conn
 	cols    []Column
 	driving string
-	aggs    map[string]bool
 	topN    bool // the plan's partial is ORDER BY ... LIMIT
 }
 
 type fallback string
 
 func (pl *planner) isAggregate(name string) bool {
-	return pl.aggs[strings.ToLower(name)]
+	return isAggregateName(name)
 }
 
 func (pl *planner) hasAggregate(v any) bool {
@@ -483,6 +482,9 @@ func (pl *planner) plan(node map[string]any, refs int) (Kind, map[string]any, ma
 	if refs != 1 {
 		return single(fmt.Sprintf("the partitioned table %q is read %d times", pl.driving, refs))
 	}
+	if name := unknownFunction(node); name != "" {
+		return single(fmt.Sprintf("function %s is not in DuckDB's catalog as the planner read it, so the planner cannot tell whether it is row-wise", name))
+	}
 	for _, c := range arr(obj(node["cte_map"])["map"]) {
 		if strings.EqualFold(str(obj(c)["key"]), pl.driving) {
 			return single("a CTE shadows the partitioned table")
@@ -549,6 +551,56 @@ func funcArgs(f map[string]any) []any {
 func renameFunc(f map[string]any, name string) {
 	f["function_name"] = name
 	f["qualified_name"] = map[string]any{"path": []any{name}}
+}
+
+// refsAny reports whether v references a column whose (last) name is in
+// names (lower case).
+func refsAny(v any, names map[string]bool) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		if x["class"] == "COLUMN_REF" {
+			if n := strs(x["column_names"]); len(n) > 0 && names[strings.ToLower(n[len(n)-1])] {
+				return true
+			}
+		}
+		for _, y := range x {
+			if refsAny(y, names) {
+				return true
+			}
+		}
+	case []any:
+		for _, y := range x {
+			if refsAny(y, names) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// unknownFunction returns the first function called anywhere in v that
+// DuckDB's catalog (catalogFunctions) does not classify, or "".
+func unknownFunction(v any) string {
+	switch x := v.(type) {
+	case map[string]any:
+		if x["class"] == "FUNCTION" {
+			if _, ok := catalogClass(str(x["function_name"])); !ok {
+				return str(x["function_name"])
+			}
+		}
+		for _, y := range x {
+			if n := unknownFunction(y); n != "" {
+				return n
+			}
+		}
+	case []any:
+		for _, y := range x {
+			if n := unknownFunction(y); n != "" {
+				return n
+			}
+		}
+	}
+	return ""
 }
 
 // expr parses one SQL expression into a parse-tree node.
@@ -874,9 +926,36 @@ func (pl *planner) reorder(node map[string]any, mods modifiers) (map[string]any,
 	}
 	var hidden []string
 	if mods.order != nil {
+		// Output names whose select item is not the input column of the
+		// same name: DuckDB binds a bare ORDER BY name to the output alias,
+		// and the planner does not bind names inside expressions itself.
+		shadows := map[string]bool{}
+		if !star {
+			for i, s := range sel {
+				m := obj(s)
+				names := strs(m["column_names"])
+				if m["class"] != "COLUMN_REF" || !strings.EqualFold(names[len(names)-1], pl.cols[i].Name) {
+					shadows[strings.ToLower(pl.cols[i].Name)] = true
+				}
+			}
+		}
 		o, err := pl.rewriteOrder(mods.order, func(e any) (any, error) {
 			if _, ok := constInt(e); ok {
 				return e, nil
+			}
+			// A bare name that is an output column is that column, alias
+			// first, as DuckDB binds it.
+			if m := obj(e); m["class"] == "COLUMN_REF" {
+				if names := strs(m["column_names"]); len(names) == 1 {
+					for _, col := range pl.cols {
+						if strings.EqualFold(col.Name, names[0]) {
+							return colref(col.Name), nil
+						}
+					}
+				}
+			}
+			if refsAny(e, shadows) {
+				return nil, fallback("ORDER BY names a column that an output alias shadows; it runs as one partition")
 			}
 			c := canon(e)
 			if !star {

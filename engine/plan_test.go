@@ -111,3 +111,34 @@ func FuzzPlanSQL(f *testing.F) {
 		}
 	})
 }
+
+// TestPlanMacroAggregates: aggregates that DuckDB defines as macros
+// (geomean, json_group_array, wavg) or that the catalog lists among its
+// aggregates (count_if) are aggregates to the planner: never a local plan,
+// which returned one row per partition.
+func TestPlanMacroAggregates(t *testing.T) {
+	e := newEngine(t, 1)
+	in := func(q string) PlanInput {
+		return PlanInput{Query: q, Tables: []PlanTable{{Name: "ev", Scan: "(SELECT range AS id, range % 7 AS k, range * 1.5 AS x FROM range(100))"}},
+			Sizes: map[string]int64{"ev": 100}}
+	}
+	for _, q := range []string{
+		"SELECT geomean(x + 1) FROM ev",
+		"SELECT k, json_group_array(id) FROM ev GROUP BY k",
+		"SELECT wavg(x, id) FROM ev",
+		"SELECT count_if(x > 3) FROM ev",
+		"SELECT k, geometric_mean(x + 1) AS g FROM ev GROUP BY k",
+	} {
+		p, err := e.PlanSQL(context.Background(), in(q))
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if p.Kind == Local {
+			t.Errorf("%s: local plan", q)
+		}
+	}
+	p, err := e.PlanSQL(context.Background(), in("SELECT nullif(k, 3) AS n, upper(CAST(id AS VARCHAR)) AS s FROM ev"))
+	if err != nil || p.Kind != Local {
+		t.Errorf("scalar macros: %v %v, want local", p, err)
+	}
+}

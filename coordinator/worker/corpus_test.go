@@ -64,6 +64,20 @@ var corpus = []struct {
 	{"SELECT e.country, c.country AS home, count(*) AS n FROM events e JOIN customers c USING (customer_id) GROUP BY e.country, c.country", engine.TwoStage, false},
 	{"SELECT customer_id, count(*) AS n FROM events GROUP BY customer_id ORDER BY n DESC, customer_id LIMIT 5", engine.TwoStage, true},
 	{"SELECT event_type, avg(amount) FILTER (WHERE amount <> 0) AS avg_nonzero, count(quantity) AS q FROM events GROUP BY event_type ORDER BY event_type", engine.TwoStage, true},
+	// Aggregates DuckDB defines as macros or lists as aggregates without a
+	// partial form: one partition, never a local plan (issue 12).
+	{"SELECT count_if(amount > 50) AS n FROM events", engine.Single, false},
+	{"SELECT country, geomean(session_ms + 1) AS g, json_group_array(event_id) IS NOT NULL AS j FROM events GROUP BY country", engine.Single, false},
+	// An output alias that shadows an input column, in ORDER BY (issue 12).
+	{"SELECT event_id, -amount AS amount FROM events ORDER BY amount, event_id LIMIT 5", engine.TwoStage, true},
+	{"SELECT event_id, -amount AS amount FROM events ORDER BY amount + 0, event_id LIMIT 5", engine.Single, true},
+	{"SELECT event_id, session_ms % 1000 AS session_ms FROM events ORDER BY session_ms DESC, event_id LIMIT 6", engine.TwoStage, true},
+	{"SELECT event_id, amount * 2 AS a FROM events;  -- a trailing semicolon and comment", engine.Local, false},
+	{"SELECT country AS event_type, count(*) AS n FROM events GROUP BY country ORDER BY event_type DESC LIMIT 3", engine.TwoStage, true},
+	{"SELECT event_type AS country, sum(amount) AS amount FROM events GROUP BY event_type ORDER BY amount DESC, country LIMIT 2", engine.TwoStage, true},
+	{"SELECT customer_id AS event_id, max(event_id) AS m FROM events GROUP BY customer_id ORDER BY event_id LIMIT 4", engine.TwoStage, true},
+	{"SELECT event_id AS customer_id, customer_id AS event_id FROM events ORDER BY customer_id DESC LIMIT 3", engine.TwoStage, true},
+	{"SELECT event_id AS customer_id, customer_id AS event_id FROM events ORDER BY event_id, customer_id LIMIT 3", engine.TwoStage, true},
 }
 
 func TestCorpusMatchesDuckDB(t *testing.T) {
