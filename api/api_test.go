@@ -573,14 +573,15 @@ func TestAPIErrors(t *testing.T) {
 	t.Run("auth", func(t *testing.T) {
 		h := h.with(t)
 		for name, tok := range map[string]string{"no token": "", "wrong token": "nope", "prefix of token": token[:4]} {
-			for _, path := range []string{"/api/v1/runs", "/metrics", "/api/v1/runs/x", "/api/v1/openapi.json"} {
+			for _, path := range []string{"/api/v1/runs", "/api/v1/runs/x", "/api/v1/openapi.json"} {
 				code, b := h.call("GET", path, nil, tok, false)
 				if code != http.StatusUnauthorized || decode[apiErr](t, b).Error.Code != "unauthorized" {
 					t.Errorf("%s %s: %d %s", name, path, code, b)
 				}
 			}
 		}
-		for _, path := range []string{"/healthz", "/readyz"} {
+		// Open as documented: Prometheus scrapes /metrics without a token.
+		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 			if code, b := h.call("GET", path, nil, "", true); code != http.StatusOK {
 				t.Errorf("%s without token: %d %s", path, code, b)
 			}

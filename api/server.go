@@ -194,13 +194,16 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	}
 	want := sha256.Sum256([]byte(s.cfg.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		// Health and metrics are open, as documented: Prometheus scrapes
+		// /metrics without a credential (deploy/k8s), and neither carries
+		// run data or secrets.
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 			next.ServeHTTP(w, r)
 			return
 		}
 		h := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		tok, ok := bearerToken(h)
+		got := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="liminal"`)
 			msg := "missing bearer token"
@@ -748,4 +751,13 @@ func (s *Server) Draining() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.draining
+}
+
+// bearerToken is the token of an Authorization header value; the scheme is
+// case-insensitive (RFC 9110: "bearer", "BEARER" are Bearer).
+func bearerToken(h string) (string, bool) {
+	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
+		return "", false
+	}
+	return strings.TrimSpace(h[7:]), true
 }

@@ -157,6 +157,12 @@ func (g *globals) coordinator(ctx context.Context, f coordinatorFlags) error {
 		return exit(exitInvalid, errors.New("no API token: set LIMINAL_TOKEN or --token-file (or --insecure-no-auth to serve without authentication)"))
 	}
 	if tok == "" {
+		// Without a token, only this machine may reach the ports.
+		for _, a := range []struct{ flag, addr string }{{"--http", f.listen}, {"--listen", f.grpcListen}} {
+			if a.addr != "" && !isLoopback(a.addr) {
+				return exit(exitInvalid, fmt.Errorf("--insecure-no-auth serves without authentication: %s %s must be a loopback address (127.0.0.1, ::1, localhost)", a.flag, a.addr))
+			}
+		}
 		log.Warn("serving without authentication (--insecure-no-auth)")
 	}
 	specs := map[string]string{}
@@ -241,4 +247,18 @@ func (g *globals) coordinator(ctx context.Context, f coordinatorFlags) error {
 	}
 	log.Info("coordinator stopped")
 	return nil
+}
+
+// isLoopback reports whether host:port listens on a loopback address only
+// (an empty host or 0.0.0.0 listens everywhere).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -23,6 +23,12 @@ func TestCoordinatorNeedsToken(t *testing.T) {
 	if r.code != exitInvalid || !strings.Contains(r.stderr, "LIMINAL_TOKEN") || !strings.Contains(r.stderr, "--insecure-no-auth") {
 		t.Errorf("without a token: exit %d: %s", r.code, r.stderr)
 	}
+	for _, args := range [][]string{{"--http", "0.0.0.0:0"}, {"--http", ":0"}, {"--http", "127.0.0.1:0", "--listen", "192.0.2.1:0"}} {
+		r := liminal(t, dir, append([]string{"coordinator", "--insecure-no-auth"}, args...)...)
+		if r.code != exitInvalid || !strings.Contains(r.stderr, "loopback") {
+			t.Errorf("--insecure-no-auth %v: exit %d: %s", args, r.code, r.stderr)
+		}
+	}
 	empty := filepath.Join(dir, "empty")
 	_ = os.WriteFile(empty, []byte("\n"), 0o600)
 	if r := liminal(t, dir, "coordinator", "--token-file", empty); r.code != exitInvalid || !strings.Contains(r.stderr, "empty") {

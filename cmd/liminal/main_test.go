@@ -251,6 +251,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = os.WriteFile(filepath.Join(dir, "out", "part-old.parquet"), []byte("previous output"), 0o644)
+			_ = os.WriteFile(filepath.Join(dir, "out", "_SUCCESS"), []byte(`{"run_id":"old"}`), 0o644) // ours
 			before := tree(t, dir)
 			r := liminal(t, dir, "run", spec)
 			if r.code != tc.code {

@@ -31,7 +31,7 @@ func authorized(ctx context.Context, want string) error {
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
-		got, ok := strings.CutPrefix(v, "Bearer ")
+		got, ok := bearerToken(v)
 		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 {
 			return nil
 		}
@@ -128,4 +128,13 @@ func Dial(c DialConfig) (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}),
 	)
+}
+
+// bearerToken is the token of an Authorization header value; the scheme is
+// case-insensitive (RFC 9110: "bearer", "BEARER" are Bearer).
+func bearerToken(h string) (string, bool) {
+	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
+		return "", false
+	}
+	return strings.TrimSpace(h[7:]), true
 }
