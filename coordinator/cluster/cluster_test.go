@@ -250,6 +250,21 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("the error shows a token: %v", err)
 		}
 	}
+	// A large call with a wrong token is refused on its headers: its body
+	// is never decoded.
+	var decoded atomic.Int64
+	testHookUnmarshal = func(n int) { decoded.Add(int64(n)) }
+	defer func() { testHookUnmarshal = nil }()
+	bad, err := Dial(DialConfig{Addr: env.addr, Token: "wrong-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewClient(bad).Complete(context.Background(), &CompleteRequest{Worker: "w", Partial: make([]byte, 32<<20)})
+	bad.Close()
+	if status.Code(err) != codes.Unauthenticated || decoded.Load() > 1<<20 {
+		t.Errorf("32 MiB call with a wrong token: %v, %d bytes decoded", err, decoded.Load())
+	}
+	testHookUnmarshal = nil
 	var ok atomic.Bool
 	cc, _ := Dial(DialConfig{Addr: env.addr, Token: "right-token"})
 	defer cc.Close()

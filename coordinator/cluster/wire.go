@@ -18,12 +18,21 @@ const codecName = "json"
 
 type jsonCodec struct{}
 
-func (jsonCodec) Marshal(v any) ([]byte, error)   { return json.Marshal(v) }
-func (jsonCodec) Unmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-func (jsonCodec) Name() string                    { return codecName }
-func init()                                       { encoding.RegisterCodec(jsonCodec{}) }
-func callOpts() []grpc.CallOption                 { return []grpc.CallOption{grpc.CallContentSubtype(codecName)} }
-func fullMethod(name string) string               { return "/" + serviceName + "/" + name }
+func (jsonCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+func (jsonCodec) Unmarshal(b []byte, v any) error {
+	if testHookUnmarshal != nil {
+		testHookUnmarshal(len(b))
+	}
+	return json.Unmarshal(b, v)
+}
+
+// testHookUnmarshal, when set, sees the size of every message decoded.
+var testHookUnmarshal func(n int)
+
+func (jsonCodec) Name() string      { return codecName }
+func init()                         { encoding.RegisterCodec(jsonCodec{}) }
+func callOpts() []grpc.CallOption   { return []grpc.CallOption{grpc.CallContentSubtype(codecName)} }
+func fullMethod(name string) string { return "/" + serviceName + "/" + name }
 func invoke(ctx context.Context, cc *grpc.ClientConn, name string, req, resp any) error {
 	return cc.Invoke(ctx, fullMethod(name), req, resp, callOpts()...)
 }
