@@ -123,24 +123,20 @@ func (s *Sink) guardOverwrite(protect []string) error {
 	refuse := func(why string) error {
 		return connectors.Permanent(fmt.Errorf("sink %s: refusing to overwrite %s: %s", s.uri, t, why))
 	}
-	within := func(p, dir string) bool { // p is dir or inside it
-		rel, err := filepath.Rel(dir, p)
-		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
-	}
 	if t == filepath.Dir(t) {
 		return refuse("it is the root directory")
 	}
-	if home, err := os.UserHomeDir(); err == nil && within(filepath.Clean(home), t) {
+	if home, err := os.UserHomeDir(); err == nil && under(filepath.Clean(home), t) {
 		return refuse("it is the home directory or holds it")
 	}
-	if wd, err := os.Getwd(); err == nil && within(wd, t) {
+	if wd, err := os.Getwd(); err == nil && under(wd, t) {
 		return refuse("it is the working directory or holds it")
 	}
 	for _, p := range protect {
 		if p == "" {
 			continue
 		}
-		if abs, err := filepath.Abs(p); err == nil && within(abs, t) {
+		if abs, err := filepath.Abs(p); err == nil && under(abs, t) {
 			return refuse(fmt.Sprintf("it holds %s, which this run reads or keeps", abs))
 		}
 	}
@@ -148,6 +144,12 @@ func (s *Sink) guardOverwrite(protect []string) error {
 		return nil
 	}
 	return s.guardForeign()
+}
+
+// under reports whether path p is dir or lies inside it (both clean).
+func under(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // guardForeign refuses to overwrite a non-empty directory that has no
@@ -834,15 +836,8 @@ func (s *Sink) recover() error {
 // in its staging directory. A journal planted in the staging directory
 // could otherwise make the next run delete or move any file.
 func (s *Sink) confined(j *journal, runDir string) error {
-	inside := func(p, dir string, allowEqual bool) bool {
-		if !filepath.IsAbs(p) {
-			return false
-		}
-		rel, err := filepath.Rel(dir, filepath.Clean(p))
-		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return false
-		}
-		return allowEqual || rel != "."
+	inside := func(p, dir string) bool { // strictly inside
+		return filepath.IsAbs(p) && under(filepath.Clean(p), dir) && filepath.Clean(p) != filepath.Clean(dir)
 	}
 	target := filepath.Clean(s.target)
 	if filepath.Clean(j.Target) != target {
@@ -851,19 +846,19 @@ func (s *Sink) confined(j *journal, runDir string) error {
 	if j.Single != s.single {
 		return errors.New("it is for another kind of sink")
 	}
-	if !inside(j.Trash, runDir, false) {
+	if !inside(j.Trash, runDir) {
 		return fmt.Errorf("its trash %s is outside its staging directory", j.Trash)
 	}
 	for _, r := range j.Remove {
-		if filepath.IsAbs(r) || !inside(filepath.Join(target, r), target, false) {
+		if filepath.IsAbs(r) || !inside(filepath.Join(target, r), target) {
 			return fmt.Errorf("it removes %q, outside the target", r)
 		}
 	}
 	for _, m := range j.Moves {
-		if !inside(m.From, runDir, false) {
+		if !inside(m.From, runDir) {
 			return fmt.Errorf("it moves %s, which is not in its staging directory", m.From)
 		}
-		if s.single && filepath.Clean(m.To) != target || !s.single && !inside(m.To, target, false) {
+		if s.single && filepath.Clean(m.To) != target || !s.single && !inside(m.To, target) {
 			return fmt.Errorf("it moves a file to %s, outside the target", m.To)
 		}
 	}
