@@ -48,7 +48,9 @@ func parseURI(uri, secret string) (*target, error) {
 		u.User = url.User(u.User.Username())
 	}
 	q := u.Query()
-	table, query := q.Get("table"), q.Get("query")
+	table := q.Get("table")
+	// A query of only blanks and semicolons is no query.
+	query := strings.TrimSpace(strings.TrimRight(q.Get("query"), "; \t\r\n"))
 	q.Del("table")
 	q.Del("query")
 	u.RawQuery = q.Encode()
@@ -72,7 +74,7 @@ func parseURI(uri, secret string) (*target, error) {
 			return nil, connectors.Permanent(fmt.Errorf("postgres: URI %s: empty table name", t.uri))
 		}
 	default:
-		t.query = strings.TrimRight(strings.TrimSpace(query), ";")
+		t.query = query
 	}
 	return t, nil
 }
