@@ -217,7 +217,7 @@ func (g *globals) worker(ctx context.Context, f workerFlags) error {
 		if err != nil {
 			return exit(exitFailed, fmt.Errorf("--http: %w", err))
 		}
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		hs := newHTTPServer(mux)
 		go func() { _ = hs.Serve(ln) }()
 		defer hs.Close()
 	}

@@ -222,7 +222,7 @@ func (g *globals) coordinator(ctx context.Context, f coordinatorFlags) error {
 	if err != nil {
 		return exit(exitFailed, fmt.Errorf("listen: %w", err))
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := newHTTPServer(srv.Handler())
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	log.Info("coordinator listening", "addr", ln.Addr().String(), "workers", f.maxRuns, "state", f.state,
@@ -261,4 +261,16 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// httpIdleTimeout closes keep-alive connections that sit idle (200 idle
+// connections otherwise stayed open for good).
+var httpIdleTimeout = 2 * time.Minute
+
+// newHTTPServer is the HTTP server of the coordinator's API and a worker's
+// health endpoints: headers within 10 s, a request body within a minute,
+// idle connections closed. No write timeout: long polls (?wait=) and logs
+// stream for as long as they need.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: httpIdleTimeout}
 }
