@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/liminal-data/liminal/coordinator"
+	"github.com/liminal-data/liminal/internal/authn"
 	"github.com/liminal-data/liminal/metrics"
 	"github.com/liminal-data/liminal/spec"
 )
@@ -202,7 +203,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		h := r.Header.Get("Authorization")
-		tok, ok := bearerToken(h)
+		tok, ok := authn.BearerToken(h)
 		got := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="liminal"`)
@@ -751,13 +752,4 @@ func (s *Server) Draining() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.draining
-}
-
-// bearerToken is the token of an Authorization header value; the scheme is
-// case-insensitive (RFC 9110: "bearer", "BEARER" are Bearer).
-func bearerToken(h string) (string, bool) {
-	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
-		return "", false
-	}
-	return strings.TrimSpace(h[7:]), true
 }

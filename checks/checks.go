@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/liminal-data/liminal/internal/arrowtext"
 	"github.com/liminal-data/liminal/spec"
 )
 
@@ -54,21 +55,7 @@ func queryRows(ctx context.Context, db Querier, q string) ([][]*string, error) {
 		return nil, err
 	}
 	defer rr.Release()
-	var out [][]*string
-	for rr.Next() {
-		b := rr.RecordBatch()
-		for i := range int(b.NumRows()) {
-			row := make([]*string, b.NumCols())
-			for j, col := range b.Columns() {
-				if col.IsValid(i) {
-					v := strings.Clone(col.ValueStr(i)) // the batch is released by the next Next
-					row[j] = &v
-				}
-			}
-			out = append(out, row)
-		}
-	}
-	return out, rr.Err()
+	return arrowtext.Rows(rr)
 }
 
 // Result is the outcome of one check.

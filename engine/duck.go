@@ -33,20 +33,14 @@ import (
 // database is one DuckDB instance.
 type database struct{ h bindings.Database }
 
-// openDatabase starts an in-memory DuckDB instance with the given
-// configuration options (applied before the instance exists, so that
-// lock_configuration and the like hold from the first statement).
-func openDatabase(options [][2]string) (*database, error) {
+// openDatabase starts an in-memory DuckDB instance; the engine configures
+// it with SET GLOBAL statements before any job runs.
+func openDatabase() (*database, error) {
 	var cfg bindings.Config
 	if bindings.CreateConfig(&cfg) == bindings.StateError {
 		return nil, errors.New("duckdb: create config")
 	}
 	defer bindings.DestroyConfig(&cfg)
-	for _, o := range options {
-		if bindings.SetConfig(cfg, o[0], o[1]) == bindings.StateError {
-			return nil, fmt.Errorf("duckdb: option %s = %q refused", o[0], o[1])
-		}
-	}
 	d := &database{}
 	var msg string
 	if bindings.OpenExt("", &d.h, cfg, &msg) == bindings.StateError {

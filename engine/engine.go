@@ -60,9 +60,10 @@ type Engine struct {
 	// into COPY or an in-memory table) takes every slot's share, a job that
 	// waits on Go (Arrow tables from Go, scoring, a Go writer) takes one.
 	// One DuckDB query already keeps every core busy; two native partitions
-	// at once only double the writers' buffers (10M rows into Parquet,
-	// 2 cores: 1.12 s and 560 MiB two at a time, 1.03 s and 255 MiB one at
-	// a time, RESULTS.md), while Go-side jobs overlap their waits.
+	// at once only double the writers' buffers (9.95M rows into Parquet,
+	// 2 cores: 1.12-1.16 s and 533-597 MiB two at a time, 0.99-1.02 s and
+	// 222-252 MiB one at a time, RESULTS.md), while Go-side jobs overlap
+	// their waits.
 	share *semaphore.Weighted
 }
 
@@ -84,7 +85,7 @@ func New(o Options) (*Engine, error) {
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()
 	}
-	db, err := openDatabase(nil)
+	db, err := openDatabase()
 	if err != nil {
 		return nil, fmt.Errorf("start duckdb: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/liminal-data/liminal/internal/arrowtext"
 )
 
 // Kind is how a query runs over partitions.
@@ -213,20 +215,17 @@ func queryStrings(ctx context.Context, c *conn, q string) ([][]string, error) {
 		return nil, err
 	}
 	defer rr.Release()
-	var out [][]string
-	for rr.Next() {
-		b := rr.RecordBatch()
-		for i := range int(b.NumRows()) {
-			row := make([]string, b.NumCols())
-			for j, col := range b.Columns() {
-				if col.IsValid(i) {
-					row[j] = strings.Clone(col.ValueStr(i)) // the batch is released by the next Next
-				}
+	rows, err := arrowtext.Rows(rr)
+	out := make([][]string, len(rows))
+	for i, r := range rows {
+		out[i] = make([]string, len(r))
+		for j, v := range r {
+			if v != nil {
+				out[i][j] = *v
 			}
-			out = append(out, row)
 		}
 	}
-	return out, rr.Err()
+	return out, err
 }
 
 // queryString runs q and returns the first value of its one-row result.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,6 +18,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
+
+	"github.com/liminal-data/liminal/internal/authn"
 )
 
 // errUnauthenticated never says what was wrong with the token, nor echoes it.
@@ -36,7 +37,7 @@ func authorizedMD(md metadata.MD, want string) error {
 		return nil
 	}
 	for _, v := range md.Get("authorization") {
-		got, ok := bearerToken(v)
+		got, ok := authn.BearerToken(v)
 		if ok && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 {
 			return nil
 		}
@@ -144,13 +145,4 @@ func Dial(c DialConfig) (*grpc.ClientConn, error) {
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}),
 	)
-}
-
-// bearerToken is the token of an Authorization header value; the scheme is
-// case-insensitive (RFC 9110: "bearer", "BEARER" are Bearer).
-func bearerToken(h string) (string, bool) {
-	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
-		return "", false
-	}
-	return strings.TrimSpace(h[7:]), true
 }

@@ -1,4 +1,4 @@
-package api
+package authn
 
 import "testing"
 
@@ -6,12 +6,12 @@ import "testing"
 // else is no token.
 func TestBearerToken(t *testing.T) {
 	for h, want := range map[string]string{"Bearer abc": "abc", "bearer abc": "abc", "BEARER  abc ": "abc"} {
-		if got, ok := bearerToken(h); !ok || got != want {
+		if got, ok := BearerToken(h); !ok || got != want {
 			t.Errorf("%q: %q %t, want %q", h, got, ok, want)
 		}
 	}
 	for _, h := range []string{"", "Basic abc", "Bearer", "Bearerabc"} {
-		if _, ok := bearerToken(h); ok {
+		if _, ok := BearerToken(h); ok {
 			t.Errorf("%q: accepted", h)
 		}
 	}
